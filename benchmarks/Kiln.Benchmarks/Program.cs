@@ -1,0 +1,29 @@
+using System;
+using System.Collections.Generic;
+
+namespace Kiln.Benchmarks;
+
+/// <summary>Entry point: <c>Kiln.Benchmarks [subcommand] [options]</c>; each subcommand owns its own file.</summary>
+public static class Program
+{
+    private static readonly Dictionary<string, (string Summary, Func<string[], int> Run)> Commands = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["gemm"] = ("CPU SGEMM throughput against the measured FMA peak and OpenBLAS", GemmBench.Run),
+    };
+
+    public static int Main(string[] args)
+    {
+        string name = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "gemm";
+        string[] rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        if (name is "help" or "--help" or "-h" || !Commands.TryGetValue(name, out var command))
+        {
+            Console.Error.WriteLine(name is "help" or "--help" or "-h" ? "usage: Kiln.Benchmarks [subcommand] [options]" : $"unknown subcommand '{name}'");
+            foreach (var (key, value) in Commands)
+            {
+                Console.Error.WriteLine($"  {key,-8} {value.Summary}");
+            }
+            return name is "help" or "--help" or "-h" ? 0 : 2;
+        }
+        return command.Run(rest);
+    }
+}

@@ -1,0 +1,188 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace Kiln.Generators.Ir;
+
+/// <summary>Element types of IR tensors.</summary>
+internal enum DType { F32, I32 }
+
+/// <summary>
+/// Every IR operation, grouped by category. Per-op facts (shape rule, gradient rule, CPU lowering)
+/// live in <see cref="OpTable"/>.
+/// </summary>
+internal enum Op
+{
+    // ── Sources ──
+    Input,        // a named program input (Name)
+    Param,        // parameter Ints[0] of the parameter table
+    Fill,         // Scalar broadcast to Shape
+    Arange,       // 0..Shape[0]-1 (i32)
+    DropoutMask,  // 1/(1-p) or 0 per element; Scalar = p, Ints[0] = site
+
+    // ── Elementwise unary (f32 → f32) ──
+    Neg, Exp, Log, Sqrt, Rsqrt, Square, Abs, Sign, Tanh, Relu, Gelu, GeluGrad, Sigmoid,
+    Scale,        // x · Scalar
+    AddScalar,    // x + Scalar
+    PowScalar,    // x ^ Scalar
+    StopGradient, // identity forward, no gradient
+    BroadcastTo,  // x broadcast to Shape
+
+    // ── Elementwise with integer input ──
+    ToFloat,      // i32 → f32
+    IndexMask,    // i32 → f32: 1 where x ≠ Ints[0], else 0
+
+    // ── Elementwise binary (broadcasting) ──
+    Add, Sub, Mul, Div, Maximum, Minimum, Greater, Less, Equal,
+
+    // ── Elementwise ternary ──
+    Where,        // cond ≠ 0 ? a : b
+
+    // ── Reductions ──
+    ReduceSum,    // over Ints[0]; Ints[1] = keepDim
+    ReduceMax,    // over Ints[0]; Ints[1] = keepDim
+    SumTo,        // sums broadcast dimensions away down to Shape
+
+    // ── Linear algebra ──
+    MatMul,       // Ints[0] = transA, Ints[1] = transB; leading dims broadcast
+
+    // ── Movement ──
+    Reshape,      // to Shape (same element count, row-major)
+    Permute,      // Ints = order
+    Slice,        // Ints[0] = axis; Syms = start, end
+    Pad,          // zero-pad: Ints[0] = axis; Syms = before, after
+    Concat,       // Ints[0] = axis
+
+    // ── Indexing ──
+    Gather,       // table [N, D], idx [...] → [..., D]
+    GatherGrad,   // dy [..., D], idx [...] → [N, D] (scatter-add); Syms[0] = N
+    PickLast,     // x [..., C], idx [...] → [...]
+    PickLastGrad, // dy [...], idx [...] → [..., C]; Syms[0] = C
+}
+
+/// <summary>Where a node came from in the user's C#: file, 1-based line and the expression text.</summary>
+internal sealed record SourceRef(string File, int Line, int Column, string Text)
+{
+    public static readonly SourceRef None = new("", 0, 0, "");
+    public override string ToString() => Line == 0 ? "<generated>" : $"{System.IO.Path.GetFileName(File)}:{Line}";
+}
+
+/// <summary>One SSA value of the IR. Immutable; passes build new graphs.</summary>
+internal sealed class Node
+{
+    public Node(int id, Op op, int[] inputs, DType dtype, Sym[] shape, int[]? ints = null, Sym[]? syms = null,
+        Scalar? scalar = null, string? name = null, SourceRef? src = null)
+    {
+        Id = id; Op = op; Inputs = inputs; DType = dtype; Shape = shape;
+        Ints = ints ?? Array.Empty<int>(); Syms = syms ?? Array.Empty<Sym>(); Scalar = scalar; Name = name; Src = src ?? SourceRef.None;
+    }
+
+    public int Id { get; }
+    public Op Op { get; }
+    public int[] Inputs { get; }
+    public DType DType { get; }
+    public Sym[] Shape { get; }
+    public int[] Ints { get; }
+    public Sym[] Syms { get; }
+    public Scalar? Scalar { get; }
+    public string? Name { get; }
+    public SourceRef Src { get; }
+    public int Rank => Shape.Length;
+
+    public Node With(int id, int[] inputs) => new(id, Op, inputs, DType, Shape, Ints, Syms, Scalar, Name, Src);
+}
+
+/// <summary>A parameter tensor of the model.</summary>
+internal sealed record ParamDecl(string Name, Sym[] Shape, InitRule Init, bool WeightDecay, SourceRef Src);
+
+/// <summary>How a parameter starts: kind and scale (bound or standard deviation).</summary>
+internal sealed record InitRule(string Kind, Scalar Scale)
+{
+    public override string ToString() => Kind is "zeros" or "ones" ? Kind : $"{Kind}({Scale})";
+}
+
+/// <summary>A program input: name, element type and declared dimensions.</summary>
+internal sealed record InputDecl(string Name, DType DType, Sym[] Shape, string[] DimNames);
+
+/// <summary>A fact about symbols the generator could not prove; the program checks it when it binds sizes.</summary>
+internal sealed record Constraint(ConstraintKind Kind, Sym A, Sym B, string Message, SourceRef Src);
+
+internal enum ConstraintKind { Equal, Divisible }
+
+/// <summary>What the graph computes.</summary>
+internal enum GraphKind { Train, Eval, Predict }
+
+/// <summary>A role a node plays for the program's caller.</summary>
+internal enum OutputRole { Loss, Prediction, ParamGrad }
+
+internal sealed record GraphOutput(OutputRole Role, int Node, int Param);
+
+/// <summary>
+/// A program: nodes in topological order (inputs before users), its inputs, the model's parameter
+/// table and the outputs. Fusion groups and the memory plan are attached by their passes.
+/// </summary>
+internal sealed class Graph
+{
+    public Graph(GraphKind kind, IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, IReadOnlyList<ParamDecl> parameters,
+        IReadOnlyList<InputDecl> inputs, IReadOnlyList<Constraint> constraints, IReadOnlyList<FusionGroup>? groups = null, MemoryPlan? plan = null,
+        bool hasOptimizerStep = false)
+    {
+        Kind = kind; Nodes = nodes; Outputs = outputs; Parameters = parameters; Inputs = inputs; Constraints = constraints;
+        Groups = groups; Plan = plan; HasOptimizerStep = hasOptimizerStep;
+        _index = new Dictionary<int, Node>();
+        foreach (var n in nodes) _index[n.Id] = n;
+    }
+
+    private readonly Dictionary<int, Node> _index;
+
+    public GraphKind Kind { get; }
+    public IReadOnlyList<Node> Nodes { get; }
+    public IReadOnlyList<GraphOutput> Outputs { get; }
+    public IReadOnlyList<ParamDecl> Parameters { get; }
+    public IReadOnlyList<InputDecl> Inputs { get; }
+    public IReadOnlyList<Constraint> Constraints { get; }
+    public IReadOnlyList<FusionGroup>? Groups { get; }
+    public MemoryPlan? Plan { get; }
+    /// <summary>The training program ends with the optimizer update over the parameter slab.</summary>
+    public bool HasOptimizerStep { get; }
+
+    public Node this[int id] => _index[id];
+    public bool Contains(int id) => _index.ContainsKey(id);
+
+    public Graph WithNodes(IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, bool? optimizer = null) =>
+        new(Kind, nodes, outputs, Parameters, Inputs, Constraints, null, null, optimizer ?? HasOptimizerStep);
+    public Graph WithGroups(IReadOnlyList<FusionGroup> groups) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, groups, null, HasOptimizerStep);
+    public Graph WithPlan(MemoryPlan plan) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, Groups, plan, HasOptimizerStep);
+
+    /// <summary>Users of each node, in node order.</summary>
+    public Dictionary<int, List<int>> Users()
+    {
+        var users = Nodes.ToDictionary(n => n.Id, _ => new List<int>());
+        foreach (var n in Nodes)
+            foreach (var i in n.Inputs.Distinct()) users[i].Add(n.Id);
+        return users;
+    }
+}
+
+/// <summary>
+/// A kernel chosen by fusion: a root node computed from the group's members without materialising
+/// them. Single-member groups are plain kernels.
+/// </summary>
+internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] ExternalInputs, string Kind);
+
+/// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
+internal sealed class MemoryPlan
+{
+    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym intArena, IReadOnlyList<(Sym Size, DType DType)> slots)
+    { Placements = placements; FloatArenaElements = floatArena; IntArenaElements = intArena; Slots = slots; }
+
+    public Dictionary<int, Placement> Placements { get; }
+    public Sym FloatArenaElements { get; }
+    public Sym IntArenaElements { get; }
+    public IReadOnlyList<(Sym Size, DType DType)> Slots { get; }
+}
+
+/// <summary>Which buffer a tensor lives in and its element offset there.</summary>
+internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputName = null, int Param = -1);
+
+internal enum BufferKind { Arena, IntArena, Params, Grads, Input, Fused }

@@ -1,0 +1,79 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace Kiln.Generators.Ir;
+
+/// <summary>
+/// Appends nodes in topological order, inferring each node's dtype and shape through
+/// <see cref="OpTable.Infer"/> and collecting the run-time constraints shape rules could not prove.
+/// </summary>
+internal sealed class GraphBuilder
+{
+    private readonly List<Node> _nodes = new();
+    private readonly Dictionary<int, Node> _index = new();
+    private readonly List<Constraint> _constraints = new();
+    private int _nextId;
+
+    public GraphBuilder(int firstId = 0) => _nextId = firstId;
+
+    /// <summary>Source of the nodes added next (the C# expression being lowered).</summary>
+    public SourceRef Src { get; set; } = SourceRef.None;
+
+    public IReadOnlyList<Node> Nodes => _nodes;
+    public IReadOnlyList<Constraint> Constraints => _constraints;
+    public Node this[int id] => _index[id];
+
+    /// <summary>Adopts an existing node unchanged (passes that copy a graph).</summary>
+    public void Import(Node n)
+    {
+        _nodes.Add(n); _index[n.Id] = n;
+        _nextId = Math.Max(_nextId, n.Id + 1);
+    }
+
+    public void Require(Sym a, Sym b, string message)
+    {
+        if (a.Equals(b)) return;
+        if (_constraints.Any(c => c.Kind == ConstraintKind.Equal && c.A.Equals(a) && c.B.Equals(b))) return;
+        _constraints.Add(new Constraint(ConstraintKind.Equal, a, b, message, Src));
+    }
+
+    public void RequireDivisible(Sym a, Sym b, string message)
+    {
+        if (_constraints.Any(c => c.Kind == ConstraintKind.Divisible && c.A.Equals(a) && c.B.Equals(b))) return;
+        _constraints.Add(new Constraint(ConstraintKind.Divisible, a, b, message, Src));
+    }
+
+    public int Add(Op op, int[] inputs, int[]? ints = null, Sym[]? syms = null, Scalar? scalar = null, string? name = null, Sym[]? shape = null)
+    {
+        var ins = inputs.Select(i => _index[i]).ToArray();
+        var (dtype, outShape) = OpTable.Infer(op, ins, ints ?? Array.Empty<int>(), syms ?? Array.Empty<Sym>(), shape, Require);
+        var node = new Node(_nextId++, op, inputs, dtype, outShape, ints, syms, scalar, name, Src);
+        _nodes.Add(node); _index[node.Id] = node;
+        return node.Id;
+    }
+
+    // Conveniences used by lowering and gradient rules. They simplify where it is free to do so.
+
+    public int Unary(Op op, int x) => Add(op, new[] { x });
+    public int Binary(Op op, int a, int b) => Add(op, new[] { a, b });
+    public int Scale(int x, double s) => s == 1 ? x : Add(Op.Scale, new[] { x }, scalar: Scalar.Const(s));
+    public int Scale(int x, Scalar s) => s.IsConst && s.Value == 1 ? x : Add(Op.Scale, new[] { x }, scalar: s);
+    public int AddScalar(int x, double s) => s == 0 ? x : Add(Op.AddScalar, new[] { x }, scalar: Scalar.Const(s));
+    public int Fill(double value, Sym[] shape) => Add(Op.Fill, Array.Empty<int>(), scalar: Scalar.Const(value), shape: shape);
+    public int MatMul(int a, int b, bool ta, bool tb) => Add(Op.MatMul, new[] { a, b }, ints: new[] { ta ? 1 : 0, tb ? 1 : 0 });
+
+    public int Reshape(int x, Sym[] shape) => Shapes.Same(_index[x].Shape, shape) ? x : Add(Op.Reshape, new[] { x }, shape: shape);
+
+    public int BroadcastTo(int x, Sym[] shape) => Shapes.Same(_index[x].Shape, shape) ? x : Add(Op.BroadcastTo, new[] { x }, shape: shape);
+
+    public int SumTo(int x, Sym[] shape)
+    {
+        var xs = _index[x].Shape;
+        if (Shapes.Same(xs, shape)) return x;
+        // Dropping leading axes or summing size-1 axes: one SumTo node covers both.
+        return Add(Op.SumTo, new[] { x }, shape: shape);
+    }
+
+    public int Reduce(Op op, int x, int axis, bool keep) => Add(op, new[] { x }, ints: new[] { axis, keep ? 1 : 0 });
+}

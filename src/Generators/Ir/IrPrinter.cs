@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Linq;
+using System.Text;
+
+namespace Kiln.Generators.Ir;
+
+/// <summary>The stable textual form of a graph, used by golden tests, error messages and KilnDumpIr.</summary>
+internal static class IrPrinter
+{
+    public static string Print(Graph g)
+    {
+        var sb = new StringBuilder();
+        sb.Append("graph ").Append(g.Kind.ToString().ToLowerInvariant()).Append('(');
+        sb.Append(string.Join(", ", g.Inputs.Select(i => $"{i.Name}: {Type(i.DType, i.Shape)}")));
+        sb.Append(")\n");
+        foreach (var p in g.Parameters.Select((p, i) => (p, i)))
+            sb.Append($"  param #{p.i} {p.p.Name}: f32{Shapes.Format(p.p.Shape)} init={p.p.Init}{(p.p.WeightDecay ? " decay" : "")}\n");
+        var groupOf = g.Groups?.SelectMany(gr => gr.Members.Select(m => (m, gr))).ToDictionary(x => x.m, x => x.gr);
+        foreach (var n in g.Nodes)
+        {
+            sb.Append("  %").Append(n.Id).Append(" = ").Append(Node(n));
+            if (groupOf is not null && groupOf.TryGetValue(n.Id, out var grp))
+                sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind}" : $"  ; fused into k{grp.Id}");
+            if (g.Plan is not null && g.Plan.Placements.TryGetValue(n.Id, out var pl))
+                sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Offset).Append(']');
+            if (n.Src.Line > 0) sb.Append("  # ").Append(n.Src);
+            sb.Append('\n');
+        }
+        foreach (var o in g.Outputs)
+            sb.Append("  output ").Append(o.Role == OutputRole.ParamGrad ? $"grad({g.Parameters[o.Param].Name})" : o.Role.ToString().ToLowerInvariant()).Append(" = %").Append(o.Node).Append('\n');
+        if (g.HasOptimizerStep) sb.Append("  update params ← optimizer(params, grads)\n");
+        foreach (var c in g.Constraints)
+            sb.Append("  require ").Append(c.Kind == ConstraintKind.Equal ? $"{c.A} == {c.B}" : $"{c.A} % {c.B} == 0").Append("  # ").Append(c.Src).Append('\n');
+        if (g.Plan is not null)
+            sb.Append("  arena f32[").Append(g.Plan.FloatArenaElements).Append("] i32[").Append(g.Plan.IntArenaElements).Append("]\n");
+        return sb.ToString();
+    }
+
+    public static string Type(DType t, Sym[] shape) => (t == DType.F32 ? "f32" : "i32") + Shapes.Format(shape);
+
+    public static string Node(Node n)
+    {
+        var sb = new StringBuilder();
+        sb.Append(n.Op.ToString().ToLowerInvariant());
+        var parts = n.Inputs.Select(i => "%" + i.ToString(CultureInfo.InvariantCulture)).ToList();
+        switch (n.Op)
+        {
+            case Op.Input: case Op.Param: parts.Add(n.Name!); break;
+            case Op.MatMul:
+                if (n.Ints[0] != 0) parts.Add("transA");
+                if (n.Ints[1] != 0) parts.Add("transB");
+                break;
+            case Op.ReduceSum: case Op.ReduceMax: parts.Add("axis=" + n.Ints[0]); if (n.Ints[1] != 0) parts.Add("keep"); break;
+            case Op.Permute: parts.Add("order=(" + string.Join(",", n.Ints) + ")"); break;
+            case Op.Slice: parts.Add($"axis={n.Ints[0]}"); parts.Add($"[{n.Syms[0]}:{n.Syms[1]}]"); break;
+            case Op.Pad: parts.Add($"axis={n.Ints[0]}"); parts.Add($"before={n.Syms[0]}"); parts.Add($"after={n.Syms[1]}"); break;
+            case Op.Concat: parts.Add("axis=" + n.Ints[0]); break;
+            case Op.IndexMask: parts.Add("ignore=" + n.Ints[0]); break;
+            case Op.PickLast: case Op.PickLastGrad: if (n.Ints.Length > 0) parts.Add("ignore=" + n.Ints[0]); break;
+            case Op.DropoutMask: parts.Add("site=" + n.Ints[0]); break;
+            case Op.GatherGrad: parts.Add("rows=" + n.Syms[0]); break;
+        }
+        if (n.Scalar is not null) parts.Add(n.Scalar.ToString());
+        sb.Append('(').Append(string.Join(", ", parts)).Append(") : ").Append(Type(n.DType, n.Shape));
+        return sb.ToString();
+    }
+}

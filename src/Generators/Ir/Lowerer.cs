@@ -1,0 +1,844 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using Kiln.Generators.Parsing;
+
+namespace Kiln.Generators.Ir;
+
+/// <summary>A lowering failure that becomes one located diagnostic.</summary>
+internal sealed class LowerException : Exception
+{
+    public LowerException(DiagnosticInfo info) : base(info.Id) => Info = info;
+    public DiagnosticInfo Info { get; }
+}
+
+/// <summary>
+/// Lowers a model's loss (or forward) method into an IR graph by abstract interpretation: modules are
+/// instantiated with symbolic hyperparameters, their methods inlined, loops over module arrays
+/// unrolled, tensor operations appended to the graph with shapes checked as they are built.
+/// </summary>
+internal sealed class Lowerer
+{
+    private readonly ModelSpec _spec;
+    private readonly GraphKind _kind;
+    private readonly GraphBuilder _g = new();
+    private readonly Dictionary<string, ModuleSpec> _modules;
+    private readonly List<ParamDecl> _params = new();
+    private readonly Dictionary<string, HyperSpec> _rootHypers;
+    private readonly List<string> _callStack = new();
+    private int _dropoutSites;
+
+    private Lowerer(ModelSpec spec, GraphKind kind)
+    {
+        _spec = spec; _kind = kind;
+        _modules = spec.Modules.ToDictionary(m => m.FullName, StringComparer.Ordinal);
+        _rootHypers = _modules[spec.RootModule].Hypers.ToDictionary(h => h.Name, StringComparer.Ordinal);
+    }
+
+    /// <summary>Lowers the loss (Train/Eval) or Forward (Predict) program; null graph with a diagnostic on failure.</summary>
+    public static (Graph? Graph, DiagnosticInfo? Error) Lower(ModelSpec spec, GraphKind kind)
+    {
+        var l = new Lowerer(spec, kind);
+        try { return (l.Run(), null); }
+        catch (LowerException e) { return (null, e.Info); }
+        catch (ShapeException e) { return (null, DiagnosticInfo.Create(e.Id, spec.Loc, e.Message)); }
+    }
+
+    private Graph Run()
+    {
+        var root = _modules[_spec.RootModule];
+        var model = new ModuleV(root, "");
+        foreach (var h in root.Hypers)
+            model.Env[h.Name] = h.Type is "float" or "double" ? new FloatV(Scalar.Hyper(h.Name)) : new IntV(Sym.Var(h.Name));
+        Instantiate(model);
+
+        var methodName = _kind == GraphKind.Predict ? "Forward" : _spec.LossMethod!;
+        var method = root.Methods.FirstOrDefault(m => m.Name == methodName)
+            ?? throw new LowerException(DiagnosticInfo.Create("KILN0007", root.Loc, root.Name, methodName));
+        var inputs = new List<InputDecl>();
+        var args = new List<Val>();
+        var lossMethod = root.Methods.FirstOrDefault(m => m.Name == _spec.LossMethod);
+        foreach (var p in method.Params)
+        {
+            if (p.Type is not ("tensor" or "itensor"))
+                throw Fail("KILN0106", p.Loc, p.Name, "a " + p.Type, "a Tensor or Tensor<int> input (program inputs are tensors)");
+            var dims = p.Dims ?? lossMethod?.Params.FirstOrDefault(q => q.Name == p.Name && q.Type == p.Type)?.Dims;
+            if (dims is null) throw Fail("KILN1009", p.Loc, p.Name, method.Name, p.Type == "tensor" ? "Tensor" : "Tensor<int>");
+            var shape = dims.Value.Select(d => DimSym(d, p.Loc)).ToArray();
+            var dtype = p.Type == "tensor" ? DType.F32 : DType.I32;
+            _g.Src = Src(p.Loc, p.Name);
+            var node = _g.Add(Op.Input, Array.Empty<int>(), ints: new[] { dtype == DType.I32 ? 1 : 0 }, name: p.Name, shape: shape);
+            inputs.Add(new InputDecl(p.Name, dtype, shape, dims.Value.ToArray()));
+            args.Add(new TensorV(node));
+        }
+        var result = Call(model, method, args, method.Loc);
+        if (result is not TensorV t) throw Fail("KILN0106", method.Loc, method.Name, result.Describe, "a tensor result");
+        var outNode = _g[t.Node];
+        var outputs = new List<GraphOutput>();
+        if (_kind == GraphKind.Predict) outputs.Add(new GraphOutput(OutputRole.Prediction, t.Node, -1));
+        else
+        {
+            if (outNode.Rank != 0) throw Fail("KILN1010", method.Loc, method.Name, Shapes.Format(outNode.Shape));
+            if (outNode.DType != DType.F32) throw Fail("KILN1007", method.Loc, "the loss must be a float tensor");
+            outputs.Add(new GraphOutput(OutputRole.Loss, t.Node, -1));
+        }
+        return new Graph(_kind, _g.Nodes.ToList(), outputs, _params, inputs, _g.Constraints.ToList());
+    }
+
+    private Sym DimSym(string d, LocationInfo loc)
+    {
+        if (long.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0) return Sym.Const(v);
+        if (d.Length == 0 || !(char.IsLetter(d[0]) || d[0] == '_') || !d.All(c => char.IsLetterOrDigit(c) || c == '_'))
+            throw Fail("KILN1011", loc, d);
+        if (_rootHypers.TryGetValue(d, out var h) && h.Type is "float" or "double" or "bool")
+            throw Fail("KILN1011", loc, d + "' (a " + h.Type + " hyperparameter");
+        return Sym.Var(d);
+    }
+
+    private static SourceRef Src(LocationInfo loc, string text) => new(loc.File, loc.Line1, loc.Column + 1, text);
+
+    private static LowerException Fail(string id, LocationInfo loc, params string[] args) => new(DiagnosticInfo.Create(id, loc, args));
+
+    // ───────────────────────────── modules and layers ─────────────────────────────
+
+    private void Instantiate(ModuleV m)
+    {
+        foreach (var f in m.Spec.Fields)
+        {
+            if (f.Init is null) continue;
+            var path = m.Path.Length == 0 ? f.Name : m.Path + "." + f.Name;
+            var scope = new Scope(m, new Dictionary<string, Val>(), path);
+            m.Env[f.Name] = Eval(f.Init, scope);
+        }
+    }
+
+    private Val New(NewExpr e, Scope s)
+    {
+        var args = e.Args.Select(a => Eval(a, s)).ToList();
+        _g.Src = Src(e.Loc, e.Text);
+        switch (e.Type)
+        {
+            case "Linear":
+            {
+                var l = new LayerV("Linear", s.Path) { In = Traced(args[0], e.Args[0], "inFeatures"), Out = Traced(args[1], e.Args[1], "outFeatures") };
+                bool bias = Concretize(Traced(args[2], e.Args[2], "bias"), e.Args[2], "whether the layer has a bias") != 0;
+                var bound = Scalar.Const(1) / Scalar.Sqrt(Scalar.FromSym(l.In));
+                l.Weight = NewParam(s.Path + ".weight", new[] { l.Out, l.In }, new InitRule("uniform", bound), true, e);
+                if (bias) l.Bias = NewParam(s.Path + ".bias", new[] { l.Out }, new InitRule("uniform", bound), false, e);
+                return l;
+            }
+            case "Embedding":
+            {
+                var l = new LayerV("Embedding", s.Path) { In = Traced(args[0], e.Args[0], "numEmbeddings"), Out = Traced(args[1], e.Args[1], "dim") };
+                l.Weight = NewParam(s.Path + ".weight", new[] { l.In, l.Out }, new InitRule("normal", Scalar.Const(1)), true, e);
+                return l;
+            }
+            case "LayerNorm":
+            {
+                var l = new LayerV("LayerNorm", s.Path) { In = Traced(args[0], e.Args[0], "dim"), Scalar = TracedFloat(args[1], e.Args[1], "eps") };
+                l.Out = l.In;
+                l.Weight = NewParam(s.Path + ".weight", new[] { l.In }, new InitRule("ones", Scalar.Const(1)), false, e);
+                l.Bias = NewParam(s.Path + ".bias", new[] { l.In }, new InitRule("zeros", Scalar.Const(0)), false, e);
+                return l;
+            }
+            case "Dropout":
+                return new LayerV("Dropout", s.Path) { Scalar = TracedFloat(args[0], e.Args[0], "p"), Site = ++_dropoutSites };
+        }
+        var typeName = e.Type.Substring("module:".Length);
+        if (!_modules.TryGetValue(typeName, out var spec)) throw Fail("KILN0103", e.Loc, typeName);
+        var m = new ModuleV(spec, s.Path);
+        for (int i = 0; i < spec.Hypers.Count; i++)
+        {
+            var h = spec.Hypers[i];
+            var a = i < args.Count ? args[i] : null;
+            if (a is IntV or FloatV) m.Env[h.Name] = a;
+            else throw Fail("KILN0012", i < e.Args.Count ? e.Args[i].Loc : e.Loc, h.Name, "the argument is " + (a?.Describe ?? "missing"));
+        }
+        Instantiate(m);
+        return m;
+    }
+
+    private int NewParam(string name, Sym[] shape, InitRule init, bool decay, Expr at)
+    {
+        var idx = _params.Count;
+        _params.Add(new ParamDecl(name, shape, init, decay, Src(at.Loc, at.Text)));
+        return _g.Add(Op.Param, Array.Empty<int>(), ints: new[] { idx }, name: name, shape: shape);
+    }
+
+    private static Sym Traced(Val v, Expr e, string what) => v switch
+    {
+        IntV i => i.Value,
+        _ => throw Fail("KILN0012", e.Loc, e.Text, what + " is " + v.Describe),
+    };
+
+    private static Scalar TracedFloat(Val v, Expr e, string what) => v switch
+    {
+        FloatV f => f.Value,
+        IntV i => Scalar.FromSym(i.Value),
+        _ => throw Fail("KILN0012", e.Loc, e.Text, what + " is " + v.Describe),
+    };
+
+    private Val ApplyLayer(LayerV l, Val arg, CallExpr e)
+    {
+        var x = AsTensor(arg, e.Args[0], "the layer input");
+        var xn = _g[x];
+        _g.Src = Src(e.Loc, e.Text);
+        switch (l.Kind)
+        {
+            case "Linear":
+            {
+                if (xn.Rank < 1) throw Fail("KILN1003", e.Loc, $"Linear '{l.Path}' needs an input of rank ≥ 1, got a scalar");
+                var y = _g.MatMul(xn.Rank == 1 ? _g.Reshape(x, new[] { Sym.One, xn.Shape[0] }) : x, l.Weight, false, true);
+                if (xn.Rank == 1) y = _g.Reshape(y, new[] { l.Out });
+                if (!Sym.Compare(xn.Shape[xn.Rank - 1], l.In).Equals(SymCompare.Equal) && Sym.Compare(xn.Shape[xn.Rank - 1], l.In) != SymCompare.Unknown)
+                    throw Fail("KILN1001", e.Loc, $"Linear '{l.Path}' expects inputs [..., {l.In}] but got {Shapes.Format(xn.Shape)}");
+                return new TensorV(l.Bias >= 0 ? _g.Binary(Op.Add, y, l.Bias) : y);
+            }
+            case "Embedding":
+                return new TensorV(_g.Add(Op.Gather, new[] { l.Weight, x }));
+            case "LayerNorm":
+            {
+                if (xn.Rank < 1) throw Fail("KILN1003", e.Loc, $"LayerNorm '{l.Path}' needs an input of rank ≥ 1");
+                var last = xn.Rank - 1;
+                OpTable.Broadcast(xn.Shape, new[] { l.In }, $"LayerNorm '{l.Path}' (normalised size {l.In})", _g.Require);
+                var mean = Mean(x, last, true);
+                var xc = _g.Binary(Op.Sub, x, mean);
+                var variance = Mean(_g.Unary(Op.Square, xc), last, true);
+                var inv = _g.Unary(Op.Rsqrt, _g.Add(Op.AddScalar, new[] { variance }, scalar: l.Scalar));
+                var norm = _g.Binary(Op.Mul, xc, inv);
+                return new TensorV(_g.Binary(Op.Add, _g.Binary(Op.Mul, norm, l.Weight), l.Bias));
+            }
+            case "Dropout":
+            {
+                if (_kind != GraphKind.Train || (l.Scalar.IsConst && l.Scalar.Value == 0)) return new TensorV(x);
+                var mask = _g.Add(Op.DropoutMask, Array.Empty<int>(), ints: new[] { l.Site }, scalar: l.Scalar, shape: xn.Shape);
+                return new TensorV(_g.Binary(Op.Mul, x, mask));
+            }
+        }
+        throw Fail("KILN0102", e.Loc, l.Kind + ".Forward");
+    }
+
+    private int Mean(int x, int axis, bool keep)
+    {
+        var n = _g[x].Shape[axis];
+        return _g.Scale(_g.Reduce(Op.ReduceSum, x, axis, keep), Scalar.Const(1) / Scalar.FromSym(n));
+    }
+
+    // ───────────────────────────── methods and statements ─────────────────────────────
+
+    private sealed class Scope
+    {
+        public Scope(ModuleV module, Dictionary<string, Val> locals, string path) { Module = module; Locals = locals; Path = path; }
+        public ModuleV Module { get; }
+        public Dictionary<string, Val> Locals { get; }
+        public string Path { get; set; }
+    }
+
+    private Val Call(ModuleV m, MethodSpec method, IReadOnlyList<Val> args, LocationInfo at)
+    {
+        var key = m.Spec.Name + "." + method.Name;
+        if (_callStack.Contains(key))
+            throw Fail("KILN0015", at, key, string.Join(" → ", _callStack.SkipWhile(k => k != key).Append(key)));
+        _callStack.Add(key);
+        var locals = new Dictionary<string, Val>(StringComparer.Ordinal);
+        for (int i = 0; i < method.Params.Count; i++)
+        {
+            var p = method.Params[i];
+            var a = i < args.Count ? args[i] : throw Fail("KILN0106", at, method.Name, "called with too few arguments", method.Params.Count + " arguments");
+            bool ok = p.Type switch
+            {
+                "tensor" => a is TensorV tv && _g[tv.Node].DType == DType.F32,
+                "itensor" => a is TensorV ti && _g[ti.Node].DType == DType.I32,
+                "int" or "long" or "bool" => a is IntV,
+                "float" or "double" => a is FloatV or IntV,
+                _ => false,
+            };
+            if (!ok) throw Fail(a is TensorV && p.Type is "tensor" or "itensor" ? "KILN1007" : "KILN0106", at,
+                p.Type is "tensor" or "itensor" && a is TensorV ? $"argument '{p.Name}' of {key} must be a {(p.Type == "tensor" ? "float Tensor" : "Tensor<int>")}" : p.Name,
+                a.Describe, "a " + p.Type);
+            locals[p.Name] = a is IntV iv && p.Type is "float" or "double" ? new FloatV(Scalar.FromSym(iv.Value)) : a;
+        }
+        var scope = new Scope(m, locals, m.Path);
+        var result = Exec(method.Body, scope);
+        _callStack.RemoveAt(_callStack.Count - 1);
+        return result ?? throw Fail("KILN0105", method.Loc, key);
+    }
+
+    private Val? Exec(IEnumerable<Stmt> body, Scope s)
+    {
+        foreach (var st in body)
+        {
+            switch (st)
+            {
+                case LocalStmt l: s.Locals[l.Name] = Eval(l.Value, s); break;
+                case AssignStmt a:
+                {
+                    var v = Eval(a.Value, s);
+                    if (a.Op != "=")
+                    {
+                        var cur = Lookup(a.Name, s, a.Loc);
+                        v = Binary(a.Op.Substring(0, 1), cur, v, new BinaryExpr(a.Loc, a.Name + " " + a.Op + " ...", a.Op.Substring(0, 1), a.Value, a.Value));
+                    }
+                    s.Locals[a.Name] = v;
+                    break;
+                }
+                case ReturnStmt r: return Eval(r.Value, s);
+                case ForEachStmt fe:
+                {
+                    var coll = Eval(fe.Collection, s);
+                    if (coll is not ArrayV arr) throw Fail("KILN0106", fe.Collection.Loc, fe.Collection.Text, coll.Describe, "an array of modules or layers");
+                    foreach (var item in arr.Items)
+                    {
+                        s.Locals[fe.Variable] = item;
+                        var r = Exec(fe.Body, s);
+                        if (r is not null) return r;
+                    }
+                    s.Locals.Remove(fe.Variable);
+                    break;
+                }
+                case ForStmt f:
+                {
+                    long start = Concretize(Traced(Eval(f.Start, s), f.Start, "the loop start"), f.Start, "a loop bound");
+                    long end = Concretize(Traced(Eval(f.End, s), f.End, "the loop end"), f.End, "a loop bound");
+                    for (long i = start; i < end; i++)
+                    {
+                        s.Locals[f.Variable] = new IntV(Sym.Const(i));
+                        var r = Exec(f.Body, s);
+                        if (r is not null) return r;
+                    }
+                    s.Locals.Remove(f.Variable);
+                    break;
+                }
+                case IfStmt i:
+                {
+                    var r = Exec(Condition(i.Condition, s) ? i.Then : i.Else, s);
+                    if (r is not null) return r;
+                    break;
+                }
+            }
+        }
+        return null;
+    }
+
+    private bool Condition(Expr e, Scope s)
+    {
+        var v = Eval(e, s);
+        return v switch
+        {
+            IntV i => Concretize(i.Value, e, "a condition") != 0,
+            FloatV f when f.Value.IsConst => f.Value.Value != 0,
+            TensorV => throw Fail("KILN0108", e.Loc, e.Text),
+            _ => throw Fail("KILN0108", e.Loc, e.Text),
+        };
+    }
+
+    /// <summary>
+    /// A value the program's structure depends on (a repeat count, a branch). Constant values are used as
+    /// they are; hyperparameter expressions are fixed at their defaults and checked when the program is created.
+    /// </summary>
+    private long Concretize(Sym s, Expr at, string why)
+    {
+        if (s.TryConst(out var c)) return c;
+        var syms = s.Symbols.ToList();
+        var missing = syms.Where(n => !_rootHypers.TryGetValue(n, out var h) || h.Default is null).ToList();
+        if (missing.Count > 0)
+        {
+            var data = missing.Where(n => !_rootHypers.ContainsKey(n)).ToList();
+            if (data.Count > 0) throw Fail("KILN1008", at.Loc, $"'{at.Text}' depends on the data size {string.Join(", ", data)}, but {why} must be known at build time");
+            throw Fail("KILN0013", at.Loc, at.Text, why, string.Join(", ", missing));
+        }
+        long v = s.Eval(n => (long)_rootHypers[n].Default!.Value);
+        var names = string.Join(", ", syms);
+        _g.Src = Src(at.Loc, at.Text);
+        _g.Require(s, Sym.Const(v),
+            $"'{at.Text}' sets the model's structure ({why}) and was compiled as {v} from the default of {names}; construct the model with that value, or change the default in the declaration and rebuild");
+        return v;
+    }
+
+    private Val Lookup(string name, Scope s, LocationInfo loc)
+    {
+        if (s.Locals.TryGetValue(name, out var v)) return v;
+        if (s.Module.Env.TryGetValue(name, out v)) return v;
+        var field = s.Module.Spec.Fields.FirstOrDefault(f => f.Name == name);
+        if (field is not null && field.Init is null)
+            throw Fail("KILN0012", loc, name, "field '" + name + "' has no initializer");
+        throw Fail("KILN0104", loc, $"'{name}' is not available in {s.Module.Spec.Name} (Kiln sees hyperparameters, fields with initializers, parameters and locals)");
+    }
+
+    // ───────────────────────────── expressions ─────────────────────────────
+
+    private Val Eval(Expr e, Scope s)
+    {
+        switch (e)
+        {
+            case LitExpr l:
+                if (l.Type == "error") throw new LowerException(DiagnosticInfo.Create("KILN0101", null, "", "")); // already reported by the parser
+                return l.Type is "int" or "bool" ? new IntV(Sym.Const((long)l.Value)) : new FloatV(Scalar.Const(l.Value));
+            case NameExpr n: return Lookup(n.Name, s, n.Loc);
+            case MemberExpr m: return Member(Eval(m.Target, s), m);
+            case BinaryExpr b: return Binary(b.Op, Eval(b.Left, s), Eval(b.Right, s), b);
+            case UnaryExpr u:
+            {
+                var v = Eval(u.Operand, s);
+                if (u.Op == "+") return v;
+                if (u.Op == "!") return v is IntV bi ? new IntV(Sym.Const(Concretize(bi.Value, u.Operand, "a condition") == 0 ? 1 : 0)) : throw Fail("KILN0108", u.Loc, u.Text);
+                return v switch
+                {
+                    TensorV t => new TensorV(WithSrc(u, () => _g.Unary(Op.Neg, RequireFloatTensor(t.Node, u, "negation")))),
+                    IntV i => new IntV(-i.Value),
+                    FloatV f => new FloatV(-f.Value),
+                    _ => throw Fail("KILN0106", u.Loc, u.Operand.Text, v.Describe, "a number or tensor"),
+                };
+            }
+            case CondExpr c: return Condition(c.Condition, s) ? Eval(c.WhenTrue, s) : Eval(c.WhenFalse, s);
+            case CastExpr c:
+            {
+                var v = Eval(c.Operand, s);
+                return (c.Type, v) switch
+                {
+                    ("int" or "long", IntV) => v,
+                    ("float" or "double", IntV i) => new FloatV(Scalar.FromSym(i.Value)),
+                    ("float" or "double", FloatV) => v,
+                    ("int" or "long", FloatV f) when f.Value.IsConst => new IntV(Sym.Const((long)f.Value.Value)),
+                    _ => throw Fail("KILN0101", c.Loc, "This cast", c.Text),
+                };
+            }
+            case NewExpr n: return New(n, s);
+            case LambdaExpr l: return new LambdaV(l);
+            case ArrayExpr a:
+            {
+                var items = new List<Val>();
+                var basePath = s.Path;
+                for (int i = 0; i < a.Items.Count; i++)
+                {
+                    s.Path = basePath + "." + i.ToString(CultureInfo.InvariantCulture);
+                    items.Add(Eval(a.Items[i], s));
+                }
+                s.Path = basePath;
+                return new ArrayV(items);
+            }
+            case IndexExpr ix:
+            {
+                var target = Eval(ix.Target, s);
+                var idx = Eval(ix.Index, s);
+                if (target is not ArrayV arr) throw Fail("KILN0101", ix.Loc, "Indexing into " + target.Describe, ix.Text);
+                long i = Concretize(Traced(idx, ix.Index, "the index"), ix.Index, "an array index");
+                if (i < 0 || i >= arr.Items.Count) throw Fail("KILN1003", ix.Loc, $"index {i} is outside the {arr.Items.Count} items of '{ix.Target.Text}'");
+                return arr.Items[(int)i];
+            }
+            case CallExpr c: return CallExpression(c, s);
+        }
+        throw Fail("KILN0101", e.Loc, "This expression", e.Text);
+    }
+
+    private int WithSrc(Expr e, Func<int> build)
+    {
+        _g.Src = Src(e.Loc, e.Text);
+        try { return build(); }
+        catch (ShapeException x) { throw Fail(x.Id, e.Loc, x.Message); }
+    }
+
+    private int RequireFloatTensor(int node, Expr e, string what)
+    {
+        if (_g[node].DType != DType.F32) throw Fail("KILN1007", e.Loc, $"{what} needs a float tensor but '{e.Text}' is an integer tensor; convert it with Ops.ToFloat(...)");
+        return node;
+    }
+
+    private Val Member(Val target, MemberExpr m)
+    {
+        switch (target, m.Member)
+        {
+            case (TensorV t, "T"):
+            {
+                var n = _g[t.Node];
+                if (n.Rank < 2) throw Fail("KILN1003", m.Loc, $"'.T' needs a tensor of rank ≥ 2, got {Shapes.Format(n.Shape)}");
+                var order = Enumerable.Range(0, n.Rank).ToArray();
+                (order[n.Rank - 2], order[n.Rank - 1]) = (order[n.Rank - 1], order[n.Rank - 2]);
+                return new TensorV(WithSrc(m, () => _g.Add(Op.Permute, new[] { t.Node }, ints: order)));
+            }
+            case (TensorV t, "Rank"): return new IntV(Sym.Const(_g[t.Node].Rank));
+            case (LayerV l, "Weight"):
+                if (l.Weight < 0) throw Fail("KILN0104", m.Loc, $"{l.Kind} '{l.Path}' has no weight");
+                return new TensorV(l.Weight);
+            case (LayerV l, "Bias"):
+                if (l.Bias < 0) throw Fail("KILN0104", m.Loc, $"{l.Kind} '{l.Path}' was declared without a bias; construct it with bias: true to use .Bias");
+                return new TensorV(l.Bias);
+            case (LayerV l, "InFeatures" or "NumEmbeddings" or "Dim"): return new IntV(l.Kind == "Embedding" && m.Member == "Dim" ? l.Out : l.In);
+            case (LayerV l, "OutFeatures"): return new IntV(l.Out);
+            case (LayerV l, "Eps" or "P"): return new FloatV(l.Scalar);
+            case (LayerV l, "HasBias"): return new IntV(Sym.Const(l.Bias >= 0 ? 1 : 0));
+            case (ArrayV a, "Length"): return new IntV(Sym.Const(a.Items.Count));
+            case (ModuleV mod, _):
+                if (mod.Env.TryGetValue(m.Member, out var v)) return v;
+                break;
+        }
+        throw Fail("KILN0104", m.Loc, $"'{m.Text}': {target.Describe} has no member '{m.Member}' that Kiln can compile");
+    }
+
+    private Val Binary(string op, Val a, Val b, BinaryExpr e)
+    {
+        if (a is TensorV || b is TensorV) return new TensorV(WithSrc(e, () => TensorBinary(op, a, b, e)));
+        if (op is "&&" or "||")
+        {
+            bool x = Concretize(Traced(a, e.Left, "a condition"), e.Left, "a condition") != 0;
+            bool y = Concretize(Traced(b, e.Right, "a condition"), e.Right, "a condition") != 0;
+            return new IntV(Sym.Const(op == "&&" ? (x && y ? 1 : 0) : (x || y ? 1 : 0)));
+        }
+        if (a is IntV ia && b is IntV ib)
+        {
+            switch (op)
+            {
+                case "+": return new IntV(ia.Value + ib.Value);
+                case "-": return new IntV(ia.Value - ib.Value);
+                case "*": return new IntV(ia.Value * ib.Value);
+                case "/":
+                    if (ib.Value.TryConst(out var dv) && dv == 0) throw Fail("KILN0101", e.Loc, "Division by zero", e.Text);
+                    var q = Sym.Div(ia.Value, ib.Value);
+                    if (!(q * ib.Value).Equals(ia.Value))
+                    {
+                        _g.Src = Src(e.Loc, e.Text);
+                        if (ia.Value.IsConst && ib.Value.IsConst) return new IntV(q);
+                        _g.RequireDivisible(ia.Value, ib.Value, $"'{e.Text}': {e.Left.Text} must be divisible by {e.Right.Text}");
+                    }
+                    return new IntV(q);
+                case "%":
+                    return new IntV(Sym.Const(Concretize(ia.Value, e.Left, "a remainder") % Math.Max(1, Concretize(ib.Value, e.Right, "a remainder"))));
+                default:
+                    var cmp = Sym.Compare(ia.Value, ib.Value);
+                    if (cmp == SymCompare.Unknown)
+                    {
+                        long x = Concretize(ia.Value, e.Left, "a comparison"), y = Concretize(ib.Value, e.Right, "a comparison");
+                        cmp = x == y ? SymCompare.Equal : x > y ? SymCompare.Greater : SymCompare.Less;
+                    }
+                    bool r = op switch
+                    {
+                        "<" => cmp == SymCompare.Less, ">" => cmp == SymCompare.Greater, "<=" => cmp != SymCompare.Greater,
+                        ">=" => cmp != SymCompare.Less, "==" => cmp == SymCompare.Equal, _ => cmp != SymCompare.Equal,
+                    };
+                    return new IntV(Sym.Const(r ? 1 : 0));
+            }
+        }
+        var fa = ToScalar(a, e.Left); var fb = ToScalar(b, e.Right);
+        switch (op)
+        {
+            case "+": return new FloatV(fa + fb);
+            case "-": return new FloatV(fa - fb);
+            case "*": return new FloatV(fa * fb);
+            case "/": return new FloatV(fa / fb);
+        }
+        if (fa.IsConst && fb.IsConst)
+        {
+            double x = fa.Value, y = fb.Value;
+            bool r = op switch { "<" => x < y, ">" => x > y, "<=" => x <= y, ">=" => x >= y, "==" => x == y, "!=" => x != y, _ => false };
+            return new IntV(Sym.Const(r ? 1 : 0));
+        }
+        throw Fail("KILN0108", e.Loc, e.Text);
+    }
+
+    private static Scalar ToScalar(Val v, Expr e) => v switch
+    {
+        FloatV f => f.Value,
+        IntV i => Scalar.FromSym(i.Value),
+        _ => throw Fail("KILN0106", e.Loc, e.Text, v.Describe, "a number"),
+    };
+
+    private int TensorBinary(string op, Val a, Val b, BinaryExpr e)
+    {
+        if (op is not ("+" or "-" or "*" or "/"))
+            throw Fail("KILN0101", e.Loc, $"The operator '{op}' on tensors (use Ops.Greater/Less/Equal for masks)", e.Text);
+        if (a is TensorV ta && b is TensorV tb)
+        {
+            RequireFloatTensor(ta.Node, e.Left, "'" + op + "'"); RequireFloatTensor(tb.Node, e.Right, "'" + op + "'");
+            return _g.Binary(op switch { "+" => Op.Add, "-" => Op.Sub, "*" => Op.Mul, _ => Op.Div }, ta.Node, tb.Node);
+        }
+        if (a is TensorV t1)
+        {
+            RequireFloatTensor(t1.Node, e.Left, "'" + op + "'");
+            var s = ToScalar(b, e.Right);
+            return op switch
+            {
+                "+" => _g.Add(Op.AddScalar, new[] { t1.Node }, scalar: s),
+                "-" => _g.Add(Op.AddScalar, new[] { t1.Node }, scalar: -s),
+                "*" => _g.Scale(t1.Node, s),
+                _ => _g.Scale(t1.Node, Scalar.Const(1) / s),
+            };
+        }
+        var t2 = ((TensorV)b).Node;
+        RequireFloatTensor(t2, e.Right, "'" + op + "'");
+        var sa = ToScalar(a, e.Left);
+        return op switch
+        {
+            "+" => _g.Add(Op.AddScalar, new[] { t2 }, scalar: sa),
+            "-" => _g.Add(Op.AddScalar, new[] { _g.Unary(Op.Neg, t2) }, scalar: sa),
+            "*" => _g.Scale(t2, sa),
+            _ => _g.Binary(Op.Div, _g.Add(Op.Fill, Array.Empty<int>(), scalar: sa, shape: Array.Empty<Sym>()), t2),
+        };
+    }
+
+    private Val CallExpression(CallExpr c, Scope s)
+    {
+        switch (c.Kind)
+        {
+            case CallKind.Op: return OpCall(c, s);
+            case CallKind.TensorMember:
+            {
+                var t = AsTensorVal(Eval(c.Receiver!, s), c.Receiver!);
+                var n = _g[t];
+                if (c.Method == "Dim") return new IntV(n.Shape[Axis(Eval(c.Args[0], s), c.Args[0], n.Rank)]);
+                throw Fail("KILN0102", c.Loc, "Tensor." + c.Method);
+            }
+            case CallKind.Layer:
+            {
+                var recv = Eval(c.Receiver!, s);
+                if (recv is not LayerV l) throw Fail("KILN0106", c.Receiver!.Loc, c.Receiver!.Text, recv.Describe, "a layer");
+                return ApplyLayer(l, Eval(c.Args[0], s), c);
+            }
+            case CallKind.Module:
+            case CallKind.Self:
+            {
+                var target = c.Kind == CallKind.Self ? s.Module : Eval(c.Receiver!, s) as ModuleV
+                    ?? throw Fail("KILN0106", c.Receiver!.Loc, c.Receiver!.Text, "not a module", "a module");
+                var method = target.Spec.Methods.FirstOrDefault(m => m.Name == c.Method)
+                    ?? throw Fail("KILN0007", c.Loc, target.Spec.Name, c.Method);
+                var args = c.Args.Select(a => Eval(a, s)).ToList();
+                return Call(target, method, args, c.Loc);
+            }
+            case CallKind.Math:
+            {
+                var args = c.Args.Select((a, i) => ToScalar(Eval(a, s), c.Args[i])).ToList();
+                var argVals = c.Args.Select(a => Eval(a, s)).ToList();
+                switch (c.Method)
+                {
+                    case "Sqrt": return new FloatV(Scalar.Sqrt(args[0]));
+                    case "Max" or "Min" when argVals.All(v => v is IntV):
+                    {
+                        long x = Concretize(((IntV)argVals[0]).Value, c.Args[0], c.Method), y = Concretize(((IntV)argVals[1]).Value, c.Args[1], c.Method);
+                        return new IntV(Sym.Const(c.Method == "Max" ? Math.Max(x, y) : Math.Min(x, y)));
+                    }
+                }
+                if (args.All(a => a.IsConst))
+                {
+                    var v = args.Select(a => a.Value).ToList();
+                    return new FloatV(Scalar.Const(c.Method switch
+                    {
+                        "Max" => Math.Max(v[0], v[1]), "Min" => Math.Min(v[0], v[1]), "Abs" => Math.Abs(v[0]),
+                        "Pow" => Math.Pow(v[0], v[1]), "Exp" => Math.Exp(v[0]), _ => Math.Log(v[0]),
+                    }));
+                }
+                throw Fail("KILN0012", c.Loc, c.Text, "Math." + c.Method + " of a hyperparameter is only supported for Sqrt (and Max/Min of integers)");
+            }
+            case CallKind.Repeat:
+            {
+                var n = Concretize(Traced(Eval(c.Args[0], s), c.Args[0], "the repeat count"), c.Args[0], "how many modules Module.Repeat creates");
+                if (c.Args[1] is not LambdaExpr lam) throw Fail("KILN0101", c.Args[1].Loc, "A factory that is not a lambda", c.Args[1].Text);
+                var items = new List<Val>();
+                var basePath = s.Path;
+                for (long i = 0; i < n; i++)
+                {
+                    s.Path = basePath + "." + i.ToString(CultureInfo.InvariantCulture);
+                    var inner = new Scope(s.Module, new Dictionary<string, Val>(s.Locals) { [lam.Parameter] = new IntV(Sym.Const(i)) }, s.Path);
+                    items.Add(Eval(lam.Body, inner));
+                }
+                s.Path = basePath;
+                return new ArrayV(items);
+            }
+        }
+        throw Fail("KILN0102", c.Loc, c.Text);
+    }
+
+    private int AsTensor(Val v, Expr e, string what) => v is TensorV t ? t.Node : throw Fail("KILN0106", e.Loc, e.Text, v.Describe, what + " (a tensor)");
+    private static int AsTensorVal(Val v, Expr e) => v is TensorV t ? t.Node : throw Fail("KILN0106", e.Loc, e.Text, v.Describe, "a tensor");
+
+    private int Axis(Val v, Expr e, int rank)
+    {
+        if (v is not IntV i || !i.Value.TryConst(out var a))
+            throw Fail("KILN1008", e.Loc, $"the axis '{e.Text}' must be a build-time constant");
+        var ax = a < 0 ? a + rank : a;
+        if (ax < 0 || ax >= rank) throw Fail("KILN1003", e.Loc, $"axis {a} is out of range for a rank-{rank} tensor");
+        return (int)ax;
+    }
+
+    private Val OpCall(CallExpr c, Scope s)
+    {
+        var args = c.Args.Select(a => Eval(a, s)).ToList();
+        int T(int i, string what = "an operand") => AsTensor(args[i], c.Args[i], what);
+        int F(int i) { var n = T(i); return RequireFloatTensor(n, c.Args[i], "Ops." + c.Method); }
+        return new TensorV(WithSrc(c, () =>
+        {
+            switch (c.Method)
+            {
+                case "MatMul":
+                {
+                    int a = F(0), b = F(1);
+                    bool ta = false, tb = false;
+                    // x·Wᵀ written as MatMul(x, w.T) becomes a transposed GEMM, not a copy.
+                    if (IsLastTwoSwap(a)) { a = _g[a].Inputs[0]; ta = true; }
+                    if (IsLastTwoSwap(b)) { b = _g[b].Inputs[0]; tb = true; }
+                    return _g.MatMul(a, b, ta, tb);
+                }
+                case "Add": return _g.Binary(Op.Add, F(0), F(1));
+                case "Sub": return _g.Binary(Op.Sub, F(0), F(1));
+                case "Mul": return _g.Binary(Op.Mul, F(0), F(1));
+                case "Div": return _g.Binary(Op.Div, F(0), F(1));
+                case "Maximum": return _g.Binary(Op.Maximum, F(0), F(1));
+                case "Minimum": return _g.Binary(Op.Minimum, F(0), F(1));
+                case "Greater": return _g.Binary(Op.Greater, F(0), F(1));
+                case "Less": return _g.Binary(Op.Less, F(0), F(1));
+                case "Equal": return _g.Binary(Op.Equal, F(0), F(1));
+                case "Pow":
+                {
+                    var e = ToScalar(args[1], c.Args[1]);
+                    if (e.IsConst && e.Value == 1) return F(0);
+                    if (e.IsConst && e.Value == 2) return _g.Unary(Op.Square, F(0));
+                    if (e.IsConst && e.Value == 0.5) return _g.Unary(Op.Sqrt, F(0));
+                    return _g.Add(Op.PowScalar, new[] { F(0) }, scalar: e);
+                }
+                case "Neg": case "Exp": case "Log": case "Sqrt": case "Rsqrt": case "Square": case "Abs":
+                case "Tanh": case "Relu": case "Gelu": case "Sigmoid": case "StopGradient":
+                    return _g.Unary((Op)Enum.Parse(typeof(Op), c.Method), F(0));
+                case "Softmax": case "LogSoftmax":
+                {
+                    var x = F(0);
+                    int axis = Axis(args[1], c.Args[1], _g[x].Rank);
+                    var m = _g.Unary(Op.StopGradient, _g.Reduce(Op.ReduceMax, x, axis, true));
+                    var z = _g.Binary(Op.Sub, x, m);
+                    var ez = _g.Unary(Op.Exp, z);
+                    var sum = _g.Reduce(Op.ReduceSum, ez, axis, true);
+                    return c.Method == "Softmax" ? _g.Binary(Op.Div, ez, sum) : _g.Binary(Op.Sub, z, _g.Unary(Op.Log, sum));
+                }
+                case "Sum": case "Mean": case "Max":
+                {
+                    var x = F(0);
+                    if (args.Count == 1)
+                    {
+                        var flat = _g.Reshape(x, new[] { Shapes.Numel(_g[x].Shape) });
+                        return c.Method == "Sum" ? _g.Reduce(Op.ReduceSum, flat, 0, false) : Mean(flat, 0, false);
+                    }
+                    int axis = Axis(args[1], c.Args[1], _g[x].Rank);
+                    bool keep = args.Count > 2 && Concretize(Traced(args[2], c.Args[2], "keepDim"), c.Args[2], "keepDim") != 0;
+                    return c.Method switch
+                    {
+                        "Sum" => _g.Reduce(Op.ReduceSum, x, axis, keep),
+                        "Mean" => Mean(x, axis, keep),
+                        _ => _g.Reduce(Op.ReduceMax, x, axis, keep),
+                    };
+                }
+                case "Reshape":
+                {
+                    var x = T(0);
+                    if (args[1] is not ArrayV dims) throw Fail("KILN1008", c.Args[1].Loc, "Reshape needs the dimensions as separate arguments or an array literal");
+                    var shape = new Sym?[dims.Items.Count];
+                    int infer = -1;
+                    for (int i = 0; i < shape.Length; i++)
+                    {
+                        var d = Traced(dims.Items[i], c.Args[1], "a dimension");
+                        if (d.TryConst(out var k) && k == -1)
+                        {
+                            if (infer >= 0) throw Fail("KILN1004", c.Loc, "Reshape can infer only one dimension (-1)");
+                            infer = i;
+                        }
+                        else if (d.TryConst(out var k2) && k2 <= 0) throw Fail("KILN1004", c.Loc, $"Reshape dimension {i} is {k2}; dimensions must be positive (or -1 once)");
+                        else shape[i] = d;
+                    }
+                    if (infer >= 0)
+                    {
+                        var known = Sym.One;
+                        foreach (var d in shape) if (d is not null) known *= d;
+                        shape[infer] = Sym.Div(Shapes.Numel(_g[x].Shape), known);
+                    }
+                    return _g.Add(Op.Reshape, new[] { x }, shape: shape.Select(d => d!).ToArray());
+                }
+                case "Transpose":
+                {
+                    var x = T(0); int r = _g[x].Rank;
+                    int a0 = Axis(args[1], c.Args[1], r), a1 = Axis(args[2], c.Args[2], r);
+                    var order = Enumerable.Range(0, r).ToArray();
+                    (order[a0], order[a1]) = (order[a1], order[a0]);
+                    return _g.Add(Op.Permute, new[] { x }, ints: order);
+                }
+                case "Permute":
+                {
+                    var x = T(0); int r = _g[x].Rank;
+                    if (args[1] is not ArrayV dims) throw Fail("KILN1008", c.Args[1].Loc, "Permute needs the axes as separate arguments or an array literal");
+                    var order = dims.Items.Select(v => Axis(v, c.Args[1], r)).ToArray();
+                    return _g.Add(Op.Permute, new[] { x }, ints: order);
+                }
+                case "Slice":
+                {
+                    var x = T(0); var xs = _g[x].Shape;
+                    int axis = Axis(args[1], c.Args[1], xs.Length);
+                    Sym Bound(int i)
+                    {
+                        var b = Traced(args[i], c.Args[i], "a slice bound");
+                        return b.TryConst(out var k) && k < 0 ? xs[axis] + b : b;
+                    }
+                    return _g.Add(Op.Slice, new[] { x }, ints: new[] { axis }, syms: new[] { Bound(2), Bound(3) });
+                }
+                case "Concat":
+                {
+                    if (args[1] is not ArrayV parts || parts.Items.Count == 0) throw Fail("KILN1008", c.Loc, "Concat needs at least one tensor");
+                    var nodes = parts.Items.Select(p => AsTensor(p, c.Args[1], "a part")).ToArray();
+                    int axis = Axis(args[0], c.Args[0], _g[nodes[0]].Rank);
+                    return nodes.Length == 1 ? nodes[0] : _g.Add(Op.Concat, nodes, ints: new[] { axis });
+                }
+                case "Gather": return _g.Add(Op.Gather, new[] { T(0), T(1) });
+                case "Arange":
+                {
+                    var n = Traced(args[0], c.Args[0], "the length");
+                    return _g.Add(Op.Arange, Array.Empty<int>(), shape: new[] { n });
+                }
+                case "ToFloat": return _g.Add(Op.ToFloat, new[] { T(0) });
+                case "Where":
+                {
+                    var cond = F(0); var a = F(1);
+                    var b = args[2] is TensorV ? F(2) : _g.Add(Op.Fill, Array.Empty<int>(), scalar: ToScalar(args[2], c.Args[2]), shape: Array.Empty<Sym>());
+                    return _g.Add(Op.Where, new[] { cond, a, b });
+                }
+                case "CrossEntropy":
+                {
+                    var logits = F(0); var targets = T(1);
+                    var ignore = Concretize(Traced(args[2], c.Args[2], "ignoreIndex"), c.Args[2], "ignoreIndex");
+                    int last = _g[logits].Rank - 1;
+                    if (last < 0) throw Fail("KILN1003", c.Loc, "CrossEntropy needs logits of rank ≥ 1");
+                    var m = _g.Unary(Op.StopGradient, _g.Reduce(Op.ReduceMax, logits, last, true));
+                    var z = _g.Binary(Op.Sub, logits, m);
+                    var lse = _g.Unary(Op.Log, _g.Reduce(Op.ReduceSum, _g.Unary(Op.Exp, z), last, true));
+                    var logp = _g.Binary(Op.Sub, z, lse);
+                    var picked = _g.Add(Op.PickLast, new[] { logp, targets }, ints: new[] { (int)ignore });
+                    var mask = _g.Add(Op.IndexMask, new[] { targets }, ints: new[] { (int)ignore });
+                    var numel = Shapes.Numel(_g[picked].Shape);
+                    var flatPicked = _g.Reshape(_g.Binary(Op.Mul, picked, mask), new[] { numel });
+                    var total = _g.Reduce(Op.ReduceSum, flatPicked, 0, false);
+                    var count = _g.Reduce(Op.ReduceSum, _g.Reshape(mask, new[] { numel }), 0, false);
+                    var denom = _g.Binary(Op.Maximum, count, _g.Fill(1, Array.Empty<Sym>()));
+                    return _g.Unary(Op.Neg, _g.Binary(Op.Div, total, denom));
+                }
+                case "MseLoss":
+                {
+                    var p = F(0); var t = F(1);
+                    var ps = _g[p].Shape; var ts = _g[t].Shape;
+                    if (ps.Length != ts.Length) throw Fail("KILN1005", c.Loc, $"MseLoss needs prediction and target of the same shape; got {Shapes.Format(ps)} and {Shapes.Format(ts)}");
+                    for (int i = 0; i < ps.Length; i++)
+                    {
+                        var cmp = Sym.Compare(ps[i], ts[i]);
+                        if (cmp == SymCompare.Unknown) _g.Require(ps[i], ts[i], $"MseLoss prediction {Shapes.Format(ps)} and target {Shapes.Format(ts)} must agree on axis {i}");
+                        else if (cmp != SymCompare.Equal) throw Fail("KILN1005", c.Loc, $"MseLoss needs prediction and target of the same shape; got {Shapes.Format(ps)} and {Shapes.Format(ts)}");
+                    }
+                    var d = _g.Binary(Op.Sub, p, t);
+                    var sq = _g.Reshape(_g.Unary(Op.Square, d), new[] { Shapes.Numel(ps) });
+                    return Mean(sq, 0, false);
+                }
+            }
+            throw Fail("KILN0102", c.Loc, "Ops." + c.Method);
+        }));
+    }
+
+    private bool IsLastTwoSwap(int node)
+    {
+        var n = _g[node];
+        if (n.Op != Op.Permute || n.Rank < 2) return false;
+        for (int i = 0; i < n.Rank - 2; i++) if (n.Ints[i] != i) return false;
+        return n.Ints[n.Rank - 2] == n.Rank - 1 && n.Ints[n.Rank - 1] == n.Rank - 2;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Collections.Generic;
+using System.Linq;
+using Kiln.Generators.Ir;
+
+namespace Kiln.Generators.Passes;
+
+/// <summary>
+/// Reverse-mode differentiation: appends to the forward graph the gradient of the loss with respect to
+/// every parameter (via each op's VJP in <see cref="OpTable"/>) and marks the optimizer update, so one
+/// graph holds forward, backward and update.
+/// </summary>
+internal static class Autodiff
+{
+    public static Graph Run(Graph fwd)
+    {
+        var loss = fwd.Outputs.Single(o => o.Role == OutputRole.Loss).Node;
+        var g = new GraphBuilder();
+        foreach (var n in fwd.Nodes) g.Import(n);
+
+        // Which nodes carry a gradient back to a parameter.
+        var needs = new HashSet<int>();
+        foreach (var n in fwd.Nodes)
+            if (n.Op == Op.Param || (n.Op != Op.StopGradient && n.Inputs.Any(needs.Contains) && !NoGradient(n.Op)))
+                needs.Add(n.Id);
+
+        var grads = new Dictionary<int, int>();
+        var outputs = new List<GraphOutput> { new(OutputRole.Loss, loss, -1) };
+        if (!needs.Contains(loss)) return fwd.WithNodes(g.Nodes.ToList(), outputs, optimizer: true);
+
+        g.Src = fwd[loss].Src;
+        grads[loss] = g.Fill(1, fwd[loss].Shape);
+        foreach (var n in fwd.Nodes.Reverse())
+        {
+            if (!grads.TryGetValue(n.Id, out var dy) || !needs.Contains(n.Id)) continue;
+            if (n.Op == Op.Param) { outputs.Add(new GraphOutput(OutputRole.ParamGrad, dy, n.Ints[0])); continue; }
+            g.Src = n.Src;
+            var ins = OpTable.Vjp(g, n, dy);
+            for (int i = 0; i < n.Inputs.Length; i++)
+            {
+                var input = n.Inputs[i];
+                if (ins[i] is not int gi || !needs.Contains(input)) continue;
+                g.Src = n.Src;
+                grads[input] = grads.TryGetValue(input, out var prev) ? g.Binary(Op.Add, prev, gi) : gi;
+            }
+        }
+        // Parameter order keeps the emitted program stable.
+        var ordered = outputs.Take(1).Concat(outputs.Skip(1).OrderBy(o => o.Param)).ToList();
+        return new Graph(fwd.Kind, g.Nodes.ToList(), ordered, fwd.Parameters, fwd.Inputs, fwd.Constraints.Concat(g.Constraints).Distinct().ToList(), hasOptimizerStep: true);
+    }
+
+    private static bool NoGradient(Op op) => op is Op.Greater or Op.Less or Op.Equal or Op.Sign or Op.IndexMask or Op.ToFloat or Op.DropoutMask or Op.Arange or Op.Fill or Op.Input;
+}

@@ -1,0 +1,75 @@
+using System.Collections.Generic;
+using System.Linq;
+using Kiln.Generators.Ir;
+
+namespace Kiln.Generators.Passes;
+
+/// <summary>
+/// Groups nodes into CPU kernels. An elementwise node is computed inside its consumer's kernel (never
+/// written to memory) when it has exactly one user, that user is elementwise too and both have the same
+/// shape; constants are folded into every elementwise kernel that reads them. Everything else is a
+/// kernel of its own kind (matmul, reduce, movement, indexing, source) or an alias (reshape, inputs, parameters).
+/// </summary>
+internal static class Fusion
+{
+    public static Graph Run(Graph g)
+    {
+        var users = g.Users();
+        var outputs = new HashSet<int>(g.Outputs.Select(o => o.Node));
+        var inlined = new HashSet<int>();
+        var constants = new HashSet<int>();
+        foreach (var n in g.Nodes)
+        {
+            if (!OpTable.IsFusible(n.Op) || outputs.Contains(n.Id)) continue;
+            var us = users[n.Id];
+            if (n.Op == Op.Fill && us.Count > 0 && us.All(u => OpTable.IsFusible(g[u].Op))) { constants.Add(n.Id); continue; }
+            if (us.Count == 1 && OpTable.IsFusible(g[us[0]].Op) && Shapes.Same(n.Shape, g[us[0]].Shape) && g[us[0]].Op != Op.Fill)
+                inlined.Add(n.Id);
+        }
+
+        var groups = new List<FusionGroup>();
+        foreach (var n in g.Nodes)
+        {
+            if (inlined.Contains(n.Id)) continue;
+            if (constants.Contains(n.Id)) { groups.Add(new FusionGroup(groups.Count, n.Id, new[] { n.Id }, System.Array.Empty<int>(), "const")); continue; }
+            var members = new List<int>();
+            var external = new List<int>();
+            if (OpTable.IsFusible(n.Op)) Collect(g, n.Id, inlined, members, external);
+            else { members.Add(n.Id); external.AddRange(n.Inputs.Distinct()); }
+            members.Sort((a, b) => IndexOf(g, a).CompareTo(IndexOf(g, b)));
+            groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), KindOf(n)));
+        }
+        return g.WithGroups(groups);
+    }
+
+    private static int IndexOf(Graph g, int id)
+    {
+        for (int i = 0; i < g.Nodes.Count; i++) if (g.Nodes[i].Id == id) return i;
+        return -1;
+    }
+
+    private static void Collect(Graph g, int id, HashSet<int> inlined, List<int> members, List<int> external)
+    {
+        if (members.Contains(id)) return;
+        members.Add(id);
+        foreach (var i in g[id].Inputs)
+        {
+            if (inlined.Contains(i)) Collect(g, i, inlined, members, external);
+            else if (!external.Contains(i)) external.Add(i);
+        }
+    }
+
+    public static string KindOf(Node n) => n.Op switch
+    {
+        Op.Input or Op.Param or Op.Reshape => "alias",
+        _ => OpTable.KindOf(n.Op) switch
+        {
+            OpKind.Elementwise => "elementwise",
+            OpKind.MatMul => "matmul",
+            OpKind.Reduction => "reduce",
+            OpKind.Movement => "movement",
+            OpKind.Indexing => "indexing",
+            _ => "source",
+        },
+    };
+}

@@ -1,0 +1,43 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Kiln.Generators.Ir;
+
+namespace Kiln.Generators.Passes;
+
+/// <summary>
+/// Clean-up between passes: StopGradient becomes its input (it only matters to autodiff), identical pure
+/// nodes are merged (common-subexpression elimination), and nodes no output needs are dropped.
+/// </summary>
+internal static class Simplify
+{
+    public static Graph Run(Graph g)
+    {
+        var replace = new Dictionary<int, int>();
+        int R(int id) => replace.TryGetValue(id, out var r) ? r : id;
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var nodes = new List<Node>();
+        foreach (var n0 in g.Nodes)
+        {
+            var n = n0.Inputs.Any(replace.ContainsKey) ? n0.With(n0.Id, n0.Inputs.Select(R).ToArray()) : n0;
+            if (n.Op == Op.StopGradient) { replace[n.Id] = n.Inputs[0]; continue; }
+            var key = Key(n);
+            if (seen.TryGetValue(key, out var same)) { replace[n.Id] = same; continue; }
+            seen[key] = n.Id;
+            nodes.Add(n);
+        }
+        var outputs = g.Outputs.Select(o => o with { Node = R(o.Node) }).ToList();
+
+        var live = new HashSet<int>(outputs.Select(o => o.Node));
+        var byId = nodes.ToDictionary(n => n.Id);
+        for (int i = nodes.Count - 1; i >= 0; i--)
+            if (live.Contains(nodes[i].Id) || nodes[i].Op == Op.Param)
+                foreach (var inp in nodes[i].Inputs) live.Add(inp);
+        // Parameters stay even when unused so the parameter table and node set agree.
+        var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input).ToList();
+        return g.WithNodes(kept, outputs);
+    }
+
+    private static string Key(Node n) =>
+        $"{n.Op}|{string.Join(",", n.Inputs)}|{string.Join(",", n.Ints)}|{string.Join(",", n.Syms.Select(s => s.ToString()))}|{n.Scalar}|{n.Name}|{Shapes.Format(n.Shape)}|{n.DType}";
+}

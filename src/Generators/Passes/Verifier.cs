@@ -1,0 +1,47 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Kiln.Generators.Ir;
+
+namespace Kiln.Generators.Passes;
+
+/// <summary>
+/// Checks a graph's invariants after every pass: topological order, known inputs, and that each node's
+/// dtype and shape are what its op's rule infers. Failures name the pass, node, op, dtype and shape.
+/// </summary>
+internal static class Verifier
+{
+    public static void Verify(Graph g, string afterPass)
+    {
+        var seen = new HashSet<int>();
+        foreach (var n in g.Nodes)
+        {
+            foreach (var i in n.Inputs)
+                if (!seen.Contains(i))
+                    throw Error(afterPass, n, $"input %{i} is not defined before it");
+            if (!seen.Add(n.Id)) throw Error(afterPass, n, "the id is defined twice");
+            var inputs = n.Inputs.Select(i => g[i]).ToArray();
+            (DType dtype, Sym[] shape) inferred;
+            try
+            {
+                inferred = OpTable.Infer(n.Op, inputs, n.Ints, n.Syms, n.Shape, (_, _, _) => { });
+            }
+            catch (ShapeException e) { throw Error(afterPass, n, "its shape rule fails: " + e.Message); }
+            if (inferred.dtype != n.DType || !Shapes.Same(inferred.shape, n.Shape))
+                throw Error(afterPass, n, $"its rule infers {IrPrinter.Type(inferred.dtype, inferred.shape)}");
+            if (n.Op == Op.Param && (n.Ints.Length != 1 || n.Ints[0] < 0 || n.Ints[0] >= g.Parameters.Count))
+                throw Error(afterPass, n, "it names no parameter of the table");
+        }
+        foreach (var o in g.Outputs)
+            if (!seen.Contains(o.Node)) throw new InvalidOperationException($"IR verification failed after {afterPass}: output {o.Role} names missing node %{o.Node}.");
+        if (g.Groups is not null)
+        {
+            var covered = g.Groups.SelectMany(x => x.Members).ToList();
+            if (covered.Count != covered.Distinct().Count() || covered.Count != g.Nodes.Count)
+                throw new InvalidOperationException($"IR verification failed after {afterPass}: fusion groups do not partition the nodes.");
+        }
+    }
+
+    private static Exception Error(string pass, Node n, string what) =>
+        new InvalidOperationException($"IR verification failed after {pass}: %{n.Id} = {IrPrinter.Node(n)} (from {n.Src}): {what}.");
+}

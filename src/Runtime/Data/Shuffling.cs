@@ -1,0 +1,65 @@
+using System;
+
+namespace Kiln.Runtime;
+
+/// <summary>Permutations from the counter-based generator: a pure function of (key, stream, n).</summary>
+internal static class Shuffling
+{
+    /// <summary>
+    /// A uniformly random permutation of 0…<paramref name="n"/>−1 by Fisher–Yates, where the swap partner of
+    /// position <c>i</c> comes from Philox block <c>(key, stream, i)</c> (64 bits, so the bias of the
+    /// multiply-shift range reduction is below n/2⁶⁴).
+    /// </summary>
+    public static int[] Permutation(int n, ulong key, ulong stream)
+    {
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), n, "A permutation length is non-negative.");
+        var p = new int[n];
+        for (int i = 0; i < n; i++) p[i] = i;
+        for (int i = n - 1; i > 0; i--)
+        {
+            var b = Philox.Block(key, stream, (ulong)i);
+            ulong bits = ((ulong)b.X0 << 32) | b.X1;
+            int j = (int)Math.BigMul(bits, (ulong)(i + 1), out _);
+            (p[i], p[j]) = (p[j], p[i]);
+        }
+        return p;
+    }
+}
+
+/// <summary>
+/// Hands out training indices epoch by epoch: each epoch is a fresh permutation keyed by (seed, epoch),
+/// read front to back; a batch never straddles two epochs (the remainder of an epoch smaller than a
+/// batch is dropped), so no example repeats within an epoch and every batch has the same size.
+/// </summary>
+internal sealed class EpochSampler
+{
+    private readonly int _count;
+    private readonly ulong _seed;
+    private int[] _order;
+    private int _position;
+
+    public EpochSampler(int count, ulong seed)
+    {
+        _count = count;
+        _seed = seed;
+        _order = Shuffling.Permutation(count, seed, RandomStreams.EpochShuffle(0));
+    }
+
+    /// <summary>The epoch the next batch comes from.</summary>
+    public long Epoch { get; private set; }
+
+    /// <summary>Writes the next <c>destination.Length</c> indices.</summary>
+    public void Next(Span<int> destination)
+    {
+        if (destination.Length > _count)
+            throw new InvalidOperationException($"A batch of {destination.Length} examples cannot be drawn without repeats from {_count} examples.");
+        if (_position + destination.Length > _count)
+        {
+            Epoch++;
+            _order = Shuffling.Permutation(_count, _seed, RandomStreams.EpochShuffle(Epoch));
+            _position = 0;
+        }
+        _order.AsSpan(_position, destination.Length).CopyTo(destination);
+        _position += destination.Length;
+    }
+}

@@ -1,0 +1,43 @@
+using System;
+
+namespace Kiln.Runtime;
+
+/// <summary>
+/// The layout of Philox stream ids (the high 64 bits of the counter). Every consumer of randomness
+/// keyed by the run seed owns a disjoint range of streams, told apart by the top two bits, so a
+/// parameter initialiser, the data order and a dropout mask never draw the same numbers.
+/// </summary>
+internal static class RandomStreams
+{
+    /// <summary>Bits 63..62 = 00: parameter initialisation; the rest is the tensor's index in the parameter table.</summary>
+    public const ulong ParameterInitDomain = 0UL << 62;
+
+    /// <summary>Bits 63..62 = 01: data order (epoch shuffles and splits).</summary>
+    public const ulong DataDomain = 1UL << 62;
+
+    /// <summary>Bits 63..62 = 10: dropout masks (see <see cref="Cpu.DropoutKernels.Stream"/>).</summary>
+    public const ulong DropoutDomain = 2UL << 62;
+
+    private const ulong PayloadMask = (1UL << 62) - 1;
+
+    /// <summary>Bit 61 inside the data domain: set for held-out splits, clear for epoch shuffles.</summary>
+    private const ulong SplitFlag = 1UL << 61;
+
+    /// <summary>The stream that initialises parameter tensor <paramref name="tensorIndex"/>.</summary>
+    public static ulong ParameterInit(ulong tensorIndex)
+    {
+        if (tensorIndex > PayloadMask)
+            throw new ArgumentOutOfRangeException(nameof(tensorIndex), tensorIndex, "A parameter table index must fit in 62 bits.");
+        return ParameterInitDomain | tensorIndex;
+    }
+
+    /// <summary>The stream that shuffles the training examples of epoch <paramref name="epoch"/>.</summary>
+    public static ulong EpochShuffle(long epoch)
+    {
+        if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "An epoch number is non-negative.");
+        return DataDomain | (ulong)epoch;
+    }
+
+    /// <summary>The stream that orders examples for a train/held-out split.</summary>
+    public static ulong Split => DataDomain | SplitFlag;
+}

@@ -1,0 +1,389 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using Kiln.Runtime;
+using Spectre.Console;
+
+namespace Kiln;
+
+/// <summary>
+/// Trains a compiled <see cref="ModelProgram"/>: batches from a <see cref="Dataset"/>, gradient
+/// accumulation, clipping, the learning-rate schedule, the optimizer, evaluation, early stopping,
+/// progress and a metrics log. Everything runs on the calling thread.
+/// </summary>
+public sealed class Trainer
+{
+    private Dataset? _samplerFor;
+    private EpochSampler? _sampler;
+
+    /// <summary>Creates a trainer for <paramref name="program"/> and initialises its parameters from <see cref="TrainOptions.Seed"/>.</summary>
+    /// <param name="program">The compiled model.</param>
+    /// <param name="options">Run settings; validated here.</param>
+    /// <param name="initializeParameters">False keeps the parameters as they are (loaded from a checkpoint, or set by hand).</param>
+    /// <exception cref="ArgumentException">An option is out of range (the message names it).</exception>
+    /// <exception cref="NotSupportedException">The device is not available in this build.</exception>
+    public Trainer(ModelProgram program, TrainOptions options, bool initializeParameters = true)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Program = program;
+        Options = options;
+        Optimizer = options.Optimizer switch
+        {
+            OptimizerKind.AdamW => new AdamW(options.Beta1, options.Beta2, options.Eps, options.WeightDecay),
+            _ => new Sgd(options.Momentum, options.Nesterov, options.WeightDecay),
+        };
+        Schedule = options.Schedule == ScheduleKind.Cosine
+            ? LearningRateSchedule.Cosine(options.LearningRate, options.MinLearningRate, options.WarmupSteps, options.Steps)
+            : LearningRateSchedule.Constant(options.LearningRate, options.WarmupSteps);
+        if (initializeParameters) program.InitParameters(options.Seed);
+        program.ZeroGrads();
+    }
+
+    /// <summary>The program being trained.</summary>
+    public ModelProgram Program { get; }
+
+    /// <summary>The run settings.</summary>
+    public TrainOptions Options { get; }
+
+    /// <summary>The optimizer (its state is what a checkpoint saves besides the parameters).</summary>
+    public Optimizer Optimizer { get; }
+
+    /// <summary>The learning rate by step.</summary>
+    public LearningRateSchedule Schedule { get; }
+
+    /// <summary>
+    /// Optimizer steps completed so far, skipped ones included. It keys dropout and the schedule, and
+    /// carries over between <see cref="Fit"/> calls (a second call continues the schedule where the first ended).
+    /// </summary>
+    public long Step { get; private set; }
+
+    /// <summary>Where plain progress lines go; the console unless a test redirects it.</summary>
+    internal TextWriter? PlainOutput { get; set; }
+
+    /// <summary>
+    /// Runs <see cref="TrainOptions.Steps"/> optimizer steps on <paramref name="train"/>, evaluating on
+    /// <paramref name="eval"/> every <see cref="TrainOptions.EvalEvery"/> steps and at the end.
+    /// </summary>
+    /// <exception cref="ArgumentException">The data cannot feed the configured run (too few examples, early stopping without eval data).</exception>
+    /// <exception cref="TrainingDivergedException"><see cref="TrainOptions.MaxConsecutiveSkips"/> steps in a row had a non-finite loss or gradient norm.</exception>
+    public TrainResult Fit(Dataset train, Dataset? eval = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        var o = Options;
+        if (train.Count < o.BatchSize)
+            throw new ArgumentException(
+                $"The training set has {train.Count} examples, fewer than TrainOptions.BatchSize = {o.BatchSize}; lower BatchSize or add data.", nameof(train));
+        if (eval is not null && eval.Count == 0)
+            throw new ArgumentException("The eval set is empty; pass null to train without evaluation.", nameof(eval));
+        if (o.EarlyStoppingPatience > 0 && eval is null)
+            throw new ArgumentException(
+                $"TrainOptions.EarlyStoppingPatience = {o.EarlyStoppingPatience} needs eval data: call Fit(train, eval), or set EarlyStoppingPatience = 0.", nameof(eval));
+        CheckInputs(train, nameof(train));
+        if (eval is not null) CheckInputs(eval, nameof(eval));
+        if (!ReferenceEquals(_samplerFor, train) || _sampler is null)
+        {
+            _sampler = new EpochSampler(train.Count, o.Seed);
+            _samplerFor = train;
+        }
+
+        using var metrics = o.MetricsLog is null ? null : MetricsLog.Create(o.MetricsLog);
+        var run = new Run(this, train, eval, _sampler, metrics);
+        bool live = o.Progress == ProgressMode.Auto && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
+        if (o.Progress == ProgressMode.None) return run.Execute(null);
+        if (!live) return run.Execute(new PlainProgress(PlainOutput ?? Console.Out, o.Steps));
+
+        LiveProgress? display = null;
+        var result = AnsiConsole.Progress()
+            .AutoRefresh(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx => run.Execute(display = new LiveProgress(ctx, o.Steps)));
+        // Lines written while the bar is live would tear it, so its messages wait until it has closed.
+        foreach (var line in display!.Pending) AnsiConsole.WriteLine(line);
+        return result;
+    }
+
+    /// <summary>
+    /// The mean loss over all of <paramref name="data"/> (dropout off): batches of
+    /// <see cref="TrainOptions.BatchSize"/> examples in order, the last one possibly smaller, each
+    /// weighted by its number of examples.
+    /// </summary>
+    public double Evaluate(Dataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Count == 0) throw new ArgumentException("Cannot evaluate on an empty dataset.", nameof(data));
+        return EvaluateBatches(data, 0);
+    }
+
+    /// <summary>The output of the model's <c>Forward</c> on <paramref name="batch"/> (dropout off).</summary>
+    public TensorData Predict(Batch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return Program.Forward(batch);
+    }
+
+    /// <summary>Fails before the first step, rather than deep inside it, when the data lacks an input of the loss.</summary>
+    private void CheckInputs(Dataset data, string parameter)
+    {
+        var probe = data.GetBatch(stackalloc int[] { 0 });
+        foreach (var input in Program.LossInputs)
+        {
+            if (!probe.Contains(input.Name))
+                throw new ArgumentException(
+                    $"The {parameter} data has no tensor named '{input.Name}', an input of {Program.ModelName}'s loss; it has: {string.Join(", ", probe.Names)}. " +
+                    "Name the dataset tensors like the loss method's parameters.", parameter);
+        }
+    }
+
+    private double EvaluateBatches(Dataset data, int maxBatches)
+    {
+        int batchSize = Options.BatchSize;
+        var indices = new int[batchSize];
+        double weighted = 0;
+        long examples = 0;
+        int batches = 0;
+        for (int start = 0; start < data.Count && (maxBatches == 0 || batches < maxBatches); start += batchSize, batches++)
+        {
+            int size = Math.Min(batchSize, data.Count - start);
+            for (int j = 0; j < size; j++) indices[j] = start + j;
+            float loss = Program.EvalLoss(data.GetBatch(indices.AsSpan(0, size)));
+            weighted += (double)loss * size;
+            examples += size;
+        }
+        return weighted / examples;
+    }
+
+    /// <summary>What the progress display shows after a step or an evaluation.</summary>
+    private readonly record struct Snapshot(long Done, long Total, double Loss, float LearningRate, double GradNorm, double? EvalLoss, double ExamplesPerSecond, long Skipped);
+
+    private interface IProgressSink
+    {
+        /// <summary>Shows <paramref name="s"/> or not (throttling); true when it was shown.</summary>
+        bool Report(in Snapshot s);
+        void Message(string text);
+    }
+
+    /// <summary>One loop over the steps of a <see cref="Fit"/> call and the bookkeeping it needs.</summary>
+    private sealed class Run(Trainer trainer, Dataset train, Dataset? eval, EpochSampler sampler, MetricsLog? metrics)
+    {
+        private readonly List<double> _losses = new();
+        private readonly List<EvalPoint> _evals = new();
+
+        public TrainResult Execute(IProgressSink? progress)
+        {
+            var o = trainer.Options;
+            var program = trainer.Program;
+            int accumulation = o.GradientAccumulation;
+            var indices = new int[o.BatchSize];
+            var wall = Stopwatch.StartNew();
+            var stepClock = new Stopwatch();
+            double trainSeconds = 0;
+            long examplesSeen = 0, skipped = 0, stepsRun = 0;
+            int consecutiveSkips = 0;
+            double bestEval = double.PositiveInfinity;
+            long bestEvalStep = -1;
+            int evalsWithoutImprovement = 0;
+            float[]? bestParams = null;
+            bool stoppedEarly = false;
+            double? lastEval = null;
+            double reportLoss = 0;
+            int reportCount = 0;
+
+            for (long i = 0; i < o.Steps; i++)
+            {
+                long step = trainer.Step;
+                stepClock.Restart();
+                double lossSum = 0;
+                for (int micro = 0; micro < accumulation; micro++)
+                {
+                    sampler.Next(indices);
+                    var batch = train.GetBatch(indices);
+                    lossSum += program.TrainStep(batch, new StepContext(o.Seed, step, micro));
+                }
+                double loss = lossSum / accumulation;
+                if (accumulation > 1) GradientClipping.Scale(program.Grads, 1f / accumulation);
+                double gradNorm = o.ClipGradNorm > 0
+                    ? GradientClipping.ClipByGlobalNorm(program.Grads, o.ClipGradNorm)
+                    : GradientClipping.GlobalNorm(program.Grads);
+                float lr = trainer.Schedule.At(step);
+                bool skip = !double.IsFinite(loss) || !double.IsFinite(gradNorm);
+                if (skip)
+                {
+                    skipped++;
+                    consecutiveSkips++;
+                }
+                else
+                {
+                    consecutiveSkips = 0;
+                    trainer.Optimizer.Step(program, lr);
+                    _losses.Add(loss);
+                    reportLoss += loss;
+                    reportCount++;
+                }
+                program.ZeroGrads();
+                trainer.Step = step + 1;
+                stepsRun++;
+                stepClock.Stop();
+                double seconds = stepClock.Elapsed.TotalSeconds;
+                trainSeconds += seconds;
+                long stepExamples = (long)o.BatchSize * accumulation;
+                examplesSeen += stepExamples;
+                double examplesPerSecond = seconds > 0 ? stepExamples / seconds : 0;
+                metrics?.Step(trainer.Step, loss, lr, gradNorm, examplesPerSecond, skip);
+
+                if (consecutiveSkips >= o.MaxConsecutiveSkips)
+                {
+                    string what = !double.IsFinite(loss) ? $"loss ({Format(loss)})" : $"gradient norm ({Format(gradNorm)})";
+                    string message =
+                        $"Training stopped at step {trainer.Step}: {consecutiveSkips} consecutive steps had a non-finite loss or gradient norm " +
+                        $"(the last had a non-finite {what}), and TrainOptions.MaxConsecutiveSkips = {o.MaxConsecutiveSkips}. " +
+                        "Skipped steps do not update the parameters, so they are those of the last good step. " +
+                        "Lower LearningRate, keep ClipGradNorm on, or check the data for NaN/Inf values.";
+                    progress?.Message(message);
+                    throw new TrainingDivergedException(message, trainer.Step, consecutiveSkips);
+                }
+
+                bool last = i == o.Steps - 1;
+                bool evalNow = eval is not null && (last || (o.EvalEvery > 0 && trainer.Step % o.EvalEvery == 0));
+                if (evalNow)
+                {
+                    double e = trainer.EvaluateBatches(eval!, o.EvalBatches);
+                    lastEval = e;
+                    _evals.Add(new EvalPoint(trainer.Step, e));
+                    metrics?.Eval(trainer.Step, e);
+                    if (e < bestEval)
+                    {
+                        bestEval = e;
+                        bestEvalStep = trainer.Step;
+                        evalsWithoutImprovement = 0;
+                        if (o.EarlyStoppingPatience > 0)
+                        {
+                            bestParams ??= new float[program.Params.Length];
+                            Array.Copy(program.Params, bestParams, bestParams.Length);
+                        }
+                    }
+                    else
+                    {
+                        evalsWithoutImprovement++;
+                    }
+                    if (!last && o.EarlyStoppingPatience > 0 && evalsWithoutImprovement >= o.EarlyStoppingPatience && bestParams is not null)
+                    {
+                        Array.Copy(bestParams, program.Params, bestParams.Length);
+                        stoppedEarly = true;
+                    }
+                }
+
+                if (progress is not null)
+                {
+                    var snapshot = new Snapshot(stepsRun, o.Steps, reportCount > 0 ? reportLoss / reportCount : double.NaN, lr, gradNorm, lastEval,
+                        trainSeconds > 0 ? examplesSeen / trainSeconds : 0, skipped);
+                    if (progress.Report(snapshot))
+                    {
+                        // The loss shown is the mean since the last line shown, which is steadier than one step's.
+                        reportLoss = 0;
+                        reportCount = 0;
+                    }
+                }
+
+                if (stoppedEarly)
+                {
+                    progress?.Message(
+                        $"Early stopping at step {trainer.Step}: eval loss has not improved for {evalsWithoutImprovement} evaluations " +
+                        $"(TrainOptions.EarlyStoppingPatience = {o.EarlyStoppingPatience}); restored the parameters of step {bestEvalStep} (eval loss {Format(bestEval)}).");
+                    break;
+                }
+            }
+
+            wall.Stop();
+            long tokensPerExample = train.TokensPerExample;
+            double examplesPerSec = trainSeconds > 0 ? examplesSeen / trainSeconds : 0;
+            return new TrainResult
+            {
+                StepsRun = stepsRun,
+                FinalTrainLoss = TailMean(_losses, stepsRun),
+                BestEvalLoss = bestEvalStep >= 0 ? bestEval : null,
+                BestEvalStep = bestEvalStep >= 0 ? bestEvalStep : null,
+                EvalHistory = _evals.ToArray(),
+                StoppedEarly = stoppedEarly,
+                SkippedSteps = skipped,
+                ExamplesPerSecond = examplesPerSec,
+                TokensPerSecond = tokensPerExample > 0 ? examplesPerSec * tokensPerExample : null,
+                WallTime = wall.Elapsed,
+            };
+        }
+
+        /// <summary>The mean of the last ~10% of the recorded (finite) step losses, at least one.</summary>
+        private static double TailMean(List<double> losses, long stepsRun)
+        {
+            if (losses.Count == 0) return double.NaN;
+            int k = (int)Math.Clamp(stepsRun / 10, 1, losses.Count);
+            double sum = 0;
+            for (int j = losses.Count - k; j < losses.Count; j++) sum += losses[j];
+            return sum / k;
+        }
+    }
+
+    private static string Format(double value) => value.ToString("0.####", CultureInfo.InvariantCulture);
+
+    private static string Describe(in Snapshot s)
+    {
+        var text = $"step {s.Done}/{s.Total}  loss {(double.IsFinite(s.Loss) ? s.Loss.ToString("0.0000", CultureInfo.InvariantCulture) : "-")}" +
+                   $"  lr {s.LearningRate.ToString("0.00e+0", CultureInfo.InvariantCulture)}";
+        if (s.EvalLoss is double e) text += $"  eval {e.ToString("0.0000", CultureInfo.InvariantCulture)}";
+        if (s.Skipped > 0) text += $"  skipped {s.Skipped}";
+        return text;
+    }
+
+    /// <summary>A line about every 5% of the steps, for logs that are not terminals.</summary>
+    private sealed class PlainProgress(TextWriter output, long total) : IProgressSink
+    {
+        private readonly long _interval = Math.Max(1, total / 20);
+
+        public bool Report(in Snapshot s)
+        {
+            if (s.Done % _interval != 0 && s.Done != s.Total) return false;
+            output.WriteLine($"{Describe(s)}  grad_norm {Format(s.GradNorm)}  {s.ExamplesPerSecond.ToString("0.0", CultureInfo.InvariantCulture)} examples/s");
+            output.Flush();
+            return true;
+        }
+
+        public void Message(string text)
+        {
+            output.WriteLine(text);
+            output.Flush();
+        }
+    }
+
+    /// <summary>A Spectre.Console progress bar redrawn from the training thread (no refresh thread).</summary>
+    private sealed class LiveProgress : IProgressSink
+    {
+        private readonly ProgressContext _context;
+        private readonly ProgressTask _task;
+        private readonly Stopwatch _sinceRefresh = Stopwatch.StartNew();
+
+        public LiveProgress(ProgressContext context, long total)
+        {
+            _context = context;
+            _task = context.AddTask(Markup.Escape($"step 0/{total}"), maxValue: total);
+        }
+
+        public List<string> Pending { get; } = new();
+
+        public bool Report(in Snapshot s)
+        {
+            _task.Value = s.Done;
+            // Redrawing costs a few milliseconds; ten times a second is smooth enough.
+            if (s.Done != s.Total && _sinceRefresh.ElapsedMilliseconds < 100) return false;
+            _task.Description = Markup.Escape(Describe(s));
+            _context.Refresh();
+            _sinceRefresh.Restart();
+            return true;
+        }
+
+        public void Message(string text) => Pending.Add(text);
+    }
+}
