@@ -749,7 +749,7 @@ public static class Gemm
 
     // ---------------------------------------------------------------------------------------------------------
     // Packing. A micropanels hold, for each k, MR consecutive rows; B micropanels hold, for each k, one panel's
-    // columns. Rows/columns past the edge are zero so the kernels never need a ragged case inside their k loop.
+    // columns, with columns past the edge zeroed so the kernels never need a ragged case inside their k loop.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackA(KernelKind kind, int mr, float* dst, float* a, nint rsa, nint csa, int mc, int kc)
@@ -777,18 +777,15 @@ public static class Gemm
                     Vector256.Store(Vector256.Load(src + (p * csa)), d + (p * 8));
                 }
             }
+            // A ragged panel (rows < MR) only ever meets the edge kernels, which never read past `rows`, so its
+            // padding is left unwritten.
             for (; p < kc; p++)
             {
                 float* s = src + (p * csa);
                 float* dp = d + (p * mr);
-                int r = 0;
-                for (; r < rows; r++)
+                for (int r = 0; r < rows; r++)
                 {
                     dp[r] = s[r * rsa];
-                }
-                for (; r < mr; r++)
-                {
-                    dp[r] = 0f;
                 }
             }
         }
