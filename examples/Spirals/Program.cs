@@ -14,7 +14,7 @@ foreach (var arg in args)
     else { Console.Error.WriteLine($"unknown argument '{arg}'; use --steps=N --points=N"); return 2; }
 }
 
-var (x, y) = SpiralData.Generate(points, turns: 2.0, noise: 0.15, seed: 7);
+var (x, y) = SpiralData.Generate(points, turns: 2.0, noise: 0.08, seed: 7);
 var all = new InMemoryDataset(("x", TensorData.Float(x, points, 2)), ("label", TensorData.Int(y, points)));
 var (train, heldOut) = all.Split(0.2, seed: 11);
 

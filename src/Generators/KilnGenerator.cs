@@ -78,7 +78,7 @@ public sealed class KilnGenerator : IIncrementalGenerator
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            diags.Add(DiagnosticInfo.Create("KILN6001", spec.Loc, spec.Name, ex.GetType().Name + ": " + ex.Message + " STACK " + ex.StackTrace?.Replace("\n", " | ")));
+            diags.Add(DiagnosticInfo.Create("KILN6001", spec.Loc, spec.Name, ex.GetType().Name + ": " + ex.Message + " at " + (ex.StackTrace ?? "").Split(new[] { "\n" }, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim()));
             return new ModelOutput(diags.ToEquatableArray(), new GeneratedModel(hint, null, default));
         }
     }

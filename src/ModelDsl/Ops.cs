@@ -63,7 +63,7 @@ public static class Ops
     public static Tensor Mean(Tensor x, int axis, bool keepDim = false) => throw KilnSymbolicException.Create();
     /// <summary>Mean of all elements (a scalar).</summary>
     public static Tensor Mean(Tensor x) => throw KilnSymbolicException.Create();
-    /// <summary>Maximum along <paramref name="axis"/>; the gradient flows to the (first) maximal element.</summary>
+    /// <summary>Maximum along <paramref name="axis"/>; the gradient flows to every element equal to the maximum.</summary>
     public static Tensor Max(Tensor x, int axis, bool keepDim = false) => throw KilnSymbolicException.Create();
 
     /// <summary>Reshapes to <paramref name="dims"/> (one of them may be −1, inferred). Elements keep their row-major order.</summary>
