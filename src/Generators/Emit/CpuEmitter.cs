@@ -158,7 +158,7 @@ internal sealed class CpuEmitter
                 w.Line($"{K}.Fill({oa}, {oo}, {N(n.Shape)}, {_names.Scalar(n.Scalar!)});");
                 return;
             case Op.DropoutMask:
-                w.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask({oa}.AsSpan((int){oo}, (int)({N(n.Shape)})), {_names.Scalar(n.Scalar!)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.Ints[0]}));");
+                w.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({oa}, (int){oo}, (int)({N(n.Shape)})), {_names.Scalar(n.Scalar!)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.Ints[0]}));");
                 return;
         }
         throw new InvalidOperationException($"no CPU lowering for {n.Op}");
