@@ -1,0 +1,117 @@
+using System;
+using System.Reflection;
+using Kiln.Runtime;
+
+namespace Kiln.Generators.Tests;
+
+/// <summary>What a generated program does with hyperparameters and inputs it is given at run time.</summary>
+public class ProgramBehaviourTests
+{
+    private const string Heads = """
+        using Kiln;
+        namespace H;
+        [Model]
+        public partial class Heads(int dim = 8, int heads = 2, int layers = 2)
+        {
+            Linear qkv = new(dim, dim);
+            Linear[] extra = Module.Repeat(layers, _ => new Linear(dim, dim));
+            public Tensor Forward([Shape("B", "T", "dim")] Tensor x)
+            {
+                var h = qkv.Forward(x);
+                var split = Ops.Reshape(h, x.Dim(0), x.Dim(1), heads, dim / heads);
+                var merged = Ops.Reshape(Ops.Transpose(split, 1, 2), x.Dim(0), x.Dim(1), dim);
+                foreach (var l in extra) merged = l.Forward(merged);
+                return merged;
+            }
+            [Loss] public Tensor Loss([Shape("B", "T", "dim")] Tensor x) => Ops.Mean(Ops.Square(Forward(x)));
+        }
+        """;
+
+    private static readonly Lazy<Assembly> HeadsAssembly = new(() => GeneratorHarness.Build(Heads));
+
+    private static Exception Unwrap(Exception e) => e is TargetInvocationException { InnerException: { } inner } ? inner : e;
+
+    [Fact]
+    public void A_dimension_not_divisible_by_heads_is_rejected_at_construction_naming_both_hyperparameters()
+    {
+        var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads", 10, 4)));
+        Assert.IsType<ArgumentException>(e);
+        Assert.Contains("dim must be divisible by heads", e.Message);
+        Assert.Contains("Model0.cs:", e.Message);
+        Assert.Contains("dim = 10", e.Message);
+    }
+
+    [Fact]
+    public void A_structural_hyperparameter_other_than_its_default_is_rejected_with_the_fix()
+    {
+        var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads", 8, 2, 3)));
+        Assert.IsType<ArgumentException>(e);
+        Assert.Contains("layers", e.Message);
+        Assert.Contains("compiled as 2", e.Message);
+        Assert.Contains("change the default", e.Message);
+    }
+
+    [Fact]
+    public void Symbolic_dimensions_accept_any_bound_value()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads", 12, 3);
+        program.InitParameters(3);
+        var loss = program.EvalLoss(new Batch(("x", TensorData.Float(new float[2 * 5 * 12], 2, 5, 12))));
+        Assert.True(float.IsFinite(loss) && loss > 0, $"loss {loss}");
+        long small = program.ArenaBytes;
+        program.EvalLoss(new Batch(("x", TensorData.Float(new float[4 * 5 * 12], 4, 5, 12))));
+        Assert.True(program.ArenaBytes > small, "the arena is a formula of B: a larger batch needs more");
+        Assert.Equal(12 * 12 * 3 + 12 * 3, program.Params.Length);
+    }
+
+    [Fact]
+    public void An_input_with_the_wrong_shape_is_rejected_naming_the_input_and_dimension()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads");
+        var e = Assert.Throws<ArgumentException>(() => program.EvalLoss(new Batch(("x", TensorData.Float(new float[2 * 5 * 7], 2, 5, 7)))));
+        Assert.Contains("Input 'x'", e.Message);
+        Assert.Contains("dimension 2 ('dim') must be 8", e.Message);
+    }
+
+    [Fact]
+    public void An_input_of_the_wrong_element_type_or_rank_is_rejected()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads");
+        var e = Assert.Throws<ArgumentException>(() => program.EvalLoss(new Batch(("x", TensorData.Int(new int[16], 2, 8)))));
+        Assert.Contains("must be a float tensor of shape [B, T, dim]", e.Message);
+    }
+
+    [Fact]
+    public void A_missing_input_is_named()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads");
+        var e = Assert.Throws<System.Collections.Generic.KeyNotFoundException>(() => program.EvalLoss(new Batch(("y", TensorData.Float(new float[1], 1)))));
+        Assert.Contains("'x'", e.Message);
+    }
+
+    [Fact]
+    public void A_model_without_Forward_explains_why_Predict_is_unavailable()
+    {
+        var asm = GeneratorHarness.Build("""
+            using Kiln;
+            [Model] public partial class LossOnly(int d = 2)
+            {
+                Linear fc = new(d, 1);
+                [Loss] public Tensor Loss([Shape("B", "d")] Tensor x) => Ops.Mean(fc.Forward(x));
+            }
+            """);
+        var program = GeneratorHarness.CreateProgram(asm, "LossOnly");
+        var e = Assert.Throws<NotSupportedException>(() => program.Forward(new Batch(("x", TensorData.Float(new float[2], 1, 2)))));
+        Assert.Contains("declares no Forward", e.Message);
+    }
+
+    [Fact]
+    public void Generated_program_exposes_its_IR_and_a_report_with_the_arena_formula()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads");
+        Assert.Contains("graph train(x: f32[B, T, dim])", program.IrText);
+        Assert.Contains("output grad(qkv.weight)", program.IrText);
+        Assert.Contains("activation arena: f32[", program.Report);
+        Assert.Contains("B*T*dim", program.Report);
+    }
+}
