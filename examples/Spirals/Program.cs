@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.IO;
 using Kiln;
 using Kiln.Runtime;
 using Spirals;
@@ -28,7 +29,7 @@ var trainer = model.CreateTrainer(new TrainOptions
     WeightDecay = 0.01f,
     EvalEvery = 250,
     Device = "cpu",
-    MetricsLog = "spirals-metrics.jsonl",
+    MetricsLog = Path.Combine(AppContext.BaseDirectory, "spirals-metrics.jsonl"), // one JSON object per step and eval
 });
 Console.WriteLine($"Kiln example: {model.GetType().Name}, {trainer.Program.Params.Length:N0} parameters, {train.Count} train / {heldOut.Count} held-out points");
 
