@@ -1,0 +1,20 @@
+// Loops are unrolled completely; break has no meaning.
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Regressor(int dim = 4, int depth = 2)
+{
+    Linear fc = new(dim, dim);
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x)
+    {
+        for (int i = 0; i < depth; i++)
+        {
+            x = fc.Forward(x);
+            break; // expect: KILN0100 "break"
+        }
+        return head.Forward(x);
+    }
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}

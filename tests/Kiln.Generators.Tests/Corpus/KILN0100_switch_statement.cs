@@ -1,0 +1,20 @@
+// A switch statement.
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Regressor(int dim = 4, int depth = 2)
+{
+    Linear fc = new(dim, dim);
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x)
+    {
+        switch (depth) // expect: KILN0100 "switch statement"
+        {
+            case 1: x = fc.Forward(x); break;
+            default: break;
+        }
+        return head.Forward(x);
+    }
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}

@@ -1,0 +1,19 @@
+// A using statement.
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Regressor(int dim = 4, int depth = 2)
+{
+    Linear fc = new(dim, dim);
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x)
+    {
+        using (var stream = new System.IO.MemoryStream()) // expect: KILN0100 "using"
+        {
+            x = fc.Forward(x);
+        }
+        return head.Forward(x);
+    }
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}

@@ -1,0 +1,17 @@
+// Tensors are compared with Ops.Greater, not '>'.
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Regressor(int dim = 4, int depth = 2)
+{
+    Linear fc = new(dim, dim);
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x)
+    {
+        // allow: CS0019
+        var mask = x > head.Forward(x); // expect: KILN0101 "Ops.Greater"
+        return head.Forward(fc.Forward(x));
+    }
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}

@@ -1,0 +1,16 @@
+// The method computes a value and never returns it.
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Regressor(int dim = 4, int depth = 2)
+{
+    Linear fc = new(dim, dim);
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x) // expect: KILN0105 "Forward"
+    {
+        // allow: CS0161
+        var h = head.Forward(fc.Forward(x));
+    }
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}

@@ -1,0 +1,11 @@
+// Prediction [B, 1] against target [B, 2].
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Net(int dim = 4)
+{
+    Linear fc = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x) => fc.Forward(x);
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "2")] Tensor y) => Ops.MseLoss(Forward(x), y); // expect: KILN1005 "same shape"
+}

@@ -1,0 +1,12 @@
+// Class targets are integers.
+// allow: CS1503
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Net(int dim = 4, int classes = 3)
+{
+    Linear head = new(dim, classes);
+    public Tensor Forward([Shape("B", "dim")] Tensor x) => head.Forward(x);
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B")] Tensor y) => Ops.CrossEntropy(Forward(x), y); // expect: KILN1007 "targets"
+}

@@ -1,0 +1,12 @@
+// Tanh of class labels.
+// allow: CS1503
+using Kiln;
+namespace Corpus;
+
+[Model]
+public partial class Net(int dim = 4)
+{
+    Linear head = new(dim, 1);
+    public Tensor Forward([Shape("B", "dim")] Tensor x, [Shape("B", "dim")] Tensor<int> ids) => head.Forward(x + Ops.Tanh(ids)); // expect: KILN1007 "Ops.ToFloat"
+    [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "dim")] Tensor<int> ids, [Shape("B", "1")] Tensor y) => Ops.MseLoss(Forward(x, ids), y);
+}
