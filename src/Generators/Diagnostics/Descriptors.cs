@@ -70,7 +70,7 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor BadAssignment = E("KILN0107", "Unsupported assignment target",
         "Only local variables and parameters can be assigned in a model method; '{0}' is not one", Parse);
     public static readonly DiagnosticDescriptor NonConstantCondition = E("KILN0108", "Condition not known at build time",
-        "The condition '{0}' depends on tensor values; Kiln compiles one program, so 'if' may only test constants and hyperparameters (use Ops.Where for data-dependent choices)", Parse);
+        "The condition '{0}' is not known at build time: {1}; Kiln compiles one program, so 'if' may only test constants and int or bool hyperparameters (use Ops.Where for data-dependent choices)", Parse);
 
     public static readonly DiagnosticDescriptor MatMulInner = E("KILN1001", "Matrix product dimensions differ", "{0}", Shape);
     public static readonly DiagnosticDescriptor Broadcast = E("KILN1002", "Shapes do not broadcast", "{0}", Shape);
@@ -85,7 +85,7 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor LossNotScalar = E("KILN1010", "Loss is not a scalar",
         "The loss returned by '{0}' has shape {1}; it must be a scalar: reduce it, e.g. with Ops.Mean(...)", Shape);
     public static readonly DiagnosticDescriptor BadDimName = E("KILN1011", "Invalid [Shape] dimension",
-        "[Shape] dimension '{0}' is neither a positive integer nor an identifier", Shape);
+        "[Shape] dimension '{0}' {1}; a dimension is a positive integer (\"4\"), a size name bound from the data (\"B\") or an int hyperparameter", Shape);
 
     public static readonly DiagnosticDescriptor NoGradient = E("KILN2001", "No gradient rule", "{0}", Grad);
     public static readonly DiagnosticDescriptor SecondOrder = E("KILN2002", "Second-order gradient", "{0}", Grad);

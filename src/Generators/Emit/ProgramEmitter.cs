@@ -166,7 +166,7 @@ internal static class ProgramEmitter
                 if (dim.IsConst || names.IsHyper(name) || bound.Contains(name))
                 {
                     var expected = names.Sym(dim);
-                    w.Line($"if ({v}.Shape[{d}] != {expected}) throw new global::System.ArgumentException($\"Input '{input.Name}' has shape {{{v}}} but dimension {d} ('{name}') must be {{{expected}}} {(bound.Contains(name) ? "to match the other inputs" : "")}.\");");
+                    w.Line($"if ({v}.Shape[{d}] != {expected}) throw new global::System.ArgumentException($\"Input '{input.Name}' has shape {{{v}}} but dimension {d} ('{name}') must be {{{expected}}}{(bound.Contains(name) ? " to match the other inputs" : "")}.\");");
                 }
                 else
                 {

@@ -22,7 +22,13 @@ internal static class IrPrinter
             if (groupOf is not null && groupOf.TryGetValue(n.Id, out var grp))
                 sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind}" : $"  ; fused into k{grp.Id}");
             if (g.Plan is not null && g.Plan.Placements.TryGetValue(n.Id, out var pl))
-                sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Offset).Append(']');
+                sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Buffer switch
+                {
+                    // Parameters and their gradients sit at the table offset of their parameter, inputs in their own buffer.
+                    BufferKind.Params or BufferKind.Grads => "#" + pl.Param.ToString(CultureInfo.InvariantCulture),
+                    BufferKind.Input => pl.InputName,
+                    _ => pl.Offset.ToString(),
+                }).Append(']');
             if (n.Src.Line > 0) sb.Append("  # ").Append(n.Src);
             sb.Append('\n');
         }

@@ -62,7 +62,7 @@ internal sealed class Lowerer
         foreach (var p in method.Params)
         {
             if (p.Type is not ("tensor" or "itensor"))
-                throw Fail("KILN0106", p.Loc, p.Name, "a " + p.Type, "a Tensor or Tensor<int> input (program inputs are tensors)");
+                throw Fail("KILN0106", p.Loc, p.Name, KindName(p.Type), "a Tensor or Tensor<int> input (program inputs are tensors)");
             var dims = p.Dims ?? lossMethod?.Params.FirstOrDefault(q => q.Name == p.Name && q.Type == p.Type)?.Dims;
             if (dims is null) throw Fail("KILN1009", p.Loc, p.Name, method.Name, p.Type == "tensor" ? "Tensor" : "Tensor<int>");
             var shape = dims.Value.Select(d => DimSym(d, p.Loc)).ToArray();
@@ -90,11 +90,21 @@ internal sealed class Lowerer
     {
         if (long.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0) return Sym.Const(v);
         if (d.Length == 0 || !(char.IsLetter(d[0]) || d[0] == '_') || !d.All(c => char.IsLetterOrDigit(c) || c == '_'))
-            throw Fail("KILN1011", loc, d);
+            throw Fail("KILN1011", loc, d, "is neither a positive integer nor an identifier");
         if (_rootHypers.TryGetValue(d, out var h) && h.Type is "float" or "double" or "bool")
-            throw Fail("KILN1011", loc, d + "' (a " + h.Type + " hyperparameter");
+            throw Fail("KILN1011", loc, d, "is the " + h.Type + " hyperparameter '" + d + "', but sizes are integers");
         return Sym.Var(d);
     }
+
+    /// <summary>A parameter kind as the message reads it ("an int", "a Tensor&lt;int&gt;").</summary>
+    private static string KindName(string type) => type switch
+    {
+        "tensor" => "a float Tensor",
+        "itensor" => "a Tensor<int>",
+        "int" => "an int",
+        "unsupported" => "a value of a type Kiln does not support",
+        _ => "a " + type,
+    };
 
     private static SourceRef Src(LocationInfo loc, string text) => new(loc.File, loc.Line1, loc.Column + 1, text);
 
@@ -182,20 +192,30 @@ internal sealed class Lowerer
     private Val ApplyLayer(LayerV l, Val arg, CallExpr e)
     {
         var x = AsTensor(arg, e.Args[0], "the layer input");
-        var xn = _g[x];
         _g.Src = Src(e.Loc, e.Text);
+        // Shape rules of the ops a layer expands to fail at the layer call, not at the model declaration.
+        try { return ApplyLayerOps(l, x, e); }
+        catch (ShapeException s) { throw Fail(s.Id, e.Loc, s.Message); }
+    }
+
+    private Val ApplyLayerOps(LayerV l, int x, CallExpr e)
+    {
+        var xn = _g[x];
         switch (l.Kind)
         {
             case "Linear":
             {
                 if (xn.Rank < 1) throw Fail("KILN1003", e.Loc, $"Linear '{l.Path}' needs an input of rank ≥ 1, got a scalar");
+                var inCmp = Sym.Compare(xn.Shape[xn.Rank - 1], l.In);
+                if (inCmp is SymCompare.Less or SymCompare.Greater)
+                    throw Fail("KILN1001", e.Loc, $"Linear '{l.Path}' expects inputs [..., {l.In}] but got {Shapes.Format(xn.Shape)}");
                 var y = _g.MatMul(xn.Rank == 1 ? _g.Reshape(x, new[] { Sym.One, xn.Shape[0] }) : x, l.Weight, false, true);
                 if (xn.Rank == 1) y = _g.Reshape(y, new[] { l.Out });
-                if (!Sym.Compare(xn.Shape[xn.Rank - 1], l.In).Equals(SymCompare.Equal) && Sym.Compare(xn.Shape[xn.Rank - 1], l.In) != SymCompare.Unknown)
-                    throw Fail("KILN1001", e.Loc, $"Linear '{l.Path}' expects inputs [..., {l.In}] but got {Shapes.Format(xn.Shape)}");
                 return new TensorV(l.Bias >= 0 ? _g.Binary(Op.Add, y, l.Bias) : y);
             }
             case "Embedding":
+                if (xn.DType != DType.I32)
+                    throw Fail("KILN1007", e.Args[0].Loc, $"Embedding '{l.Path}' looks up integer ids (Tensor<int>) but '{e.Args[0].Text}' is a float tensor {Shapes.Format(xn.Shape)}");
                 return new TensorV(_g.Add(Op.Gather, new[] { l.Weight, x }));
             case "LayerNorm":
             {
@@ -256,7 +276,7 @@ internal sealed class Lowerer
             };
             if (!ok) throw Fail(a is TensorV && p.Type is "tensor" or "itensor" ? "KILN1007" : "KILN0106", at,
                 p.Type is "tensor" or "itensor" && a is TensorV ? $"argument '{p.Name}' of {key} must be a {(p.Type == "tensor" ? "float Tensor" : "Tensor<int>")}" : p.Name,
-                a.Describe, "a " + p.Type);
+                a.Describe, KindName(p.Type));
             locals[p.Name] = a is IntV iv && p.Type is "float" or "double" ? new FloatV(Scalar.FromSym(iv.Value)) : a;
         }
         var scope = new Scope(m, locals, m.Path);
@@ -328,10 +348,16 @@ internal sealed class Lowerer
         {
             IntV i => Concretize(i.Value, e, "a condition") != 0,
             FloatV f when f.Value.IsConst => f.Value.Value != 0,
-            TensorV => throw Fail("KILN0108", e.Loc, e.Text),
-            _ => throw Fail("KILN0108", e.Loc, e.Text),
+            _ => throw Fail("KILN0108", e.Loc, e.Text, WhyNotKnown(v)),
         };
     }
+
+    private static string WhyNotKnown(Val v) => v switch
+    {
+        TensorV => "it depends on tensor values",
+        FloatV => "it depends on floating-point hyperparameter values, which are fixed only when the model is constructed",
+        _ => "it is " + v.Describe,
+    };
 
     /// <summary>
     /// A value the program's structure depends on (a repeat count, a branch). Constant values are used as
@@ -382,7 +408,7 @@ internal sealed class Lowerer
             {
                 var v = Eval(u.Operand, s);
                 if (u.Op == "+") return v;
-                if (u.Op == "!") return v is IntV bi ? new IntV(Sym.Const(Concretize(bi.Value, u.Operand, "a condition") == 0 ? 1 : 0)) : throw Fail("KILN0108", u.Loc, u.Text);
+                if (u.Op == "!") return v is IntV bi ? new IntV(Sym.Const(Concretize(bi.Value, u.Operand, "a condition") == 0 ? 1 : 0)) : throw Fail("KILN0108", u.Loc, u.Text, WhyNotKnown(v));
                 return v switch
                 {
                     TensorV t => new TensorV(WithSrc(u, () => _g.Unary(Op.Neg, RequireFloatTensor(t.Node, u, "negation")))),
@@ -533,7 +559,7 @@ internal sealed class Lowerer
             bool r = op switch { "<" => x < y, ">" => x > y, "<=" => x <= y, ">=" => x >= y, "==" => x == y, "!=" => x != y, _ => false };
             return new IntV(Sym.Const(r ? 1 : 0));
         }
-        throw Fail("KILN0108", e.Loc, e.Text);
+        throw Fail("KILN0108", e.Loc, e.Text, WhyNotKnown(new FloatV(fa.IsConst ? fb : fa)));
     }
 
     private static Scalar ToScalar(Val v, Expr e) => v switch

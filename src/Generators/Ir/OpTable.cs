@@ -107,8 +107,9 @@ internal static class OpTable
                     throw new ShapeException("KILN1006", $"Slice [{syms[0]}, {syms[1]}) along axis {axis} is empty or reversed");
                 if (Sym.Compare(syms[1], x[axis]) == SymCompare.Greater)
                     throw new ShapeException("KILN1006", $"Slice end {syms[1]} is past the size {x[axis]} of axis {axis} of {Shapes.Format(x)}");
+                // end ≤ size as an equality the program can check: ⌊end / (size + 1)⌋ = 0 (both are non-negative).
                 if (Sym.Compare(syms[1], x[axis]) == SymCompare.Unknown)
-                    require(x[axis] - syms[1] + Sym.One, Sym.One, $"Slice end {syms[1]} must not exceed {x[axis]}");
+                    require(Sym.Div(syms[1], x[axis] + Sym.One), Sym.Zero, $"Slice end {syms[1]} must not exceed {x[axis]}");
                 return (inputs[0].DType, x.Select((d, i) => i == axis ? len : d).ToArray());
             }
             case Op.Pad:

@@ -67,7 +67,7 @@ internal sealed class Scalar : IEquatable<Scalar>
     {
         K.Const => Literal(_value),
         K.Hyper => "(double)" + name(_name!),
-        K.FromSym => "(double)" + _sym!.ToCSharp(name),
+        K.FromSym => "(double)(" + _sym!.ToCSharp(name) + ")",
         K.Neg => "(-" + _a!.ToCSharp(name) + ")",
         K.Sqrt => "global::System.Math.Sqrt(" + _a!.ToCSharp(name) + ")",
         _ => "(" + _a!.ToCSharp(name) + " " + Op(_k) + " " + _b!.ToCSharp(name) + ")",

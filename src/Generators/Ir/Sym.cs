@@ -188,7 +188,7 @@ internal sealed class Sym : IEquatable<Sym>
             if (d == 0) throw new DivideByZeroException($"{this} divides by zero.");
             return FloorDiv(Num!.Eval(lookup), d);
         }
-        public string ToCSharp(Func<string, string> name) => Name is not null ? name(Name) : "(" + Num!.ToCSharp(name) + " / " + Den!.ToCSharp(name) + ")";
+        public string ToCSharp(Func<string, string> name) => Name is not null ? name(Name) : "((" + Num!.ToCSharp(name) + ") / (" + Den!.ToCSharp(name) + "))";
         public override string ToString() => Name ?? "(" + Num + "/" + Den + ")";
     }
 }

@@ -21,9 +21,12 @@ internal sealed class ExprParser
     private readonly List<DiagnosticInfo> _diags;
     private readonly CancellationToken _ct;
     private readonly INamedTypeSymbol _owner;
+    private readonly bool _fieldInitializer;
 
-    public ExprParser(SemanticModel model, List<DiagnosticInfo> diags, CancellationToken ct, INamedTypeSymbol owner)
-    { _model = model; _diags = diags; _ct = ct; _owner = owner; }
+    // fieldInitializer: the expression initializes a field, so every value in it must trace to hyperparameters
+    // and constants (a method result is reported as untraceable rather than as an unknown operation).
+    public ExprParser(SemanticModel model, List<DiagnosticInfo> diags, CancellationToken ct, INamedTypeSymbol owner, bool fieldInitializer = false)
+    { _model = model; _diags = diags; _ct = ct; _owner = owner; _fieldInitializer = fieldInitializer; }
 
     private Expr Error(ExpressionSyntax e, string id, params string[] args)
     {
@@ -158,6 +161,14 @@ internal sealed class ExprParser
         if (type is null) return Error(e, "KILN0101", "An object creation the compiler could not resolve", e.ToString());
         string? key = ModelParser.LayerName(type) ?? (ModelParser.IsModuleType(type) ? "module:" + type.ToDisplayString() : null);
         if (key is null) return Error(e, "KILN0103", type.ToDisplayString());
+        // Hyperparameters of a module are its primary-constructor parameters; arguments of any other
+        // constructor would be dropped silently.
+        if (ctor!.Parameters.Length > 0 && ctor.DeclaringSyntaxReferences.Any(r => r.GetSyntax(_ct) is ConstructorDeclarationSyntax))
+        {
+            var ps = string.Join(", ", ctor.Parameters.Select(p => p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat) + " " + p.Name));
+            return Error(e, "KILN0012", e.ToString(),
+                $"module {type.Name} receives its arguments through the constructor '{type.Name}({ps})', which is not a primary constructor; declare them as 'class {type.Name}({ps})'");
+        }
         return new NewExpr(loc, e.ToString(), key, NormalizeArgs(ctor!, e.ArgumentList?.Arguments ?? default, e));
     }
 
@@ -181,6 +192,8 @@ internal sealed class ExprParser
         if (ModelParser.IsModuleType(owner) && !method.IsStatic) return new CallExpr(loc, text, CallKind.Module, method.Name, receiver, args);
         if (ownerName is "System.Math" or "System.MathF" && method.Name is "Sqrt" or "Max" or "Min" or "Abs" or "Pow" or "Exp" or "Log")
             return new CallExpr(loc, text, CallKind.Math, method.Name, null, args);
+        if (_fieldInitializer)
+            return Error(inv, "KILN0012", text, "it is the result of " + owner.ToDisplayString() + "." + method.Name + ", which the generator does not run");
         return Error(inv, "KILN0102", owner.ToDisplayString() + "." + method.Name);
     }
 
@@ -282,6 +295,15 @@ internal sealed class StatementParser
                 var op = a.OperatorToken.Text;
                 if (op is not ("=" or "+=" or "-=" or "*=" or "/=")) { Unsupported(s, "The assignment operator '" + op + "'"); return; }
                 into.Add(new AssignStmt(loc, id.Identifier.Text, op, _exprs.Parse(a.Right)));
+                return;
+            }
+            case ExpressionStatementSyntax { Expression: InvocationExpressionSyntax call }:
+            {
+                // A call whose result is dropped: a call Kiln cannot compile at all (Console.WriteLine) is
+                // reported as that; a Kiln call as a discarded value.
+                int before = _diags.Count;
+                _exprs.Parse(call);
+                if (_diags.Count == before) Unsupported(s, Describe(s));
                 return;
             }
             case ReturnStatementSyntax r:

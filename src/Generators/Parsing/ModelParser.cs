@@ -158,7 +158,7 @@ internal sealed class ModelParser
             if (declarator.Initializer is { } ini)
             {
                 var sm = _compilation.GetSemanticModel(declarator.SyntaxTree);
-                init = new ExprParser(sm, _diags, _ct, type).Parse(ini.Value);
+                init = new ExprParser(sm, _diags, _ct, type, fieldInitializer: true).Parse(ini.Value);
             }
             else if (!typeKey.StartsWith("value:", StringComparison.Ordinal))
                 _diags.Add(DiagnosticInfo.Create("KILN0010", loc, f.Name, f.Type.ToDisplayString()));
