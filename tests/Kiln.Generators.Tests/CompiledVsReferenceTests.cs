@@ -21,7 +21,13 @@ namespace Kiln.Generators.Tests;
 public class CompiledVsReferenceTests
 {
     private readonly ITestOutputHelper _out;
-    public CompiledVsReferenceTests(ITestOutputHelper output) => _out = output;
+    public CompiledVsReferenceTests(ITestOutputHelper output)
+    {
+        _out = output;
+        // Results do not depend on how rows are split across threads, so lowering the threshold for every
+        // test is harmless and makes the larger models exercise the multi-threaded kernel paths.
+        Kiln.Runtime.Cpu.KilnParallel.MinParallelElements = 1 << 12;
+    }
 
     private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(HandWritten.Source));
 

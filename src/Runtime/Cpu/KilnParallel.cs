@@ -9,8 +9,8 @@ namespace Kiln.Runtime.Cpu;
 /// </summary>
 public static class KilnParallel
 {
-    /// <summary>Below this many elements a kernel runs on the calling thread (a task costs microseconds).</summary>
-    public const long MinParallelElements = 1 << 15;
+    /// <summary>Below this many elements a kernel runs on the calling thread: handing work to another core costs more than a memory-bound loop over fewer elements (measured on the spirals model).</summary>
+    public static long MinParallelElements { get; set; } = 1 << 18;
 
     /// <summary>Degree of parallelism (defaults to the processor count; <c>KILN_NUM_THREADS</c> overrides).</summary>
     public static int Threads { get; set; } = ReadThreads();
