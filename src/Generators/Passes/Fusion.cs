@@ -20,9 +20,11 @@ internal static class Fusion
         var constants = new HashSet<int>();
         foreach (var n in g.Nodes)
         {
-            if (!OpTable.IsFusible(n.Op) || outputs.Contains(n.Id)) continue;
+            if (outputs.Contains(n.Id)) continue;
             var us = users[n.Id];
+            // A uniform value needs no memory: every elementwise kernel that reads it takes it as a scalar.
             if (n.Op == Op.Fill && us.Count > 0 && us.All(u => OpTable.IsFusible(g[u].Op))) { constants.Add(n.Id); continue; }
+            if (!OpTable.IsFusible(n.Op)) continue;
             if (us.Count == 1 && OpTable.IsFusible(g[us[0]].Op) && Shapes.Same(n.Shape, g[us[0]].Shape) && g[us[0]].Op != Op.Fill)
                 inlined.Add(n.Id);
         }

@@ -17,14 +17,17 @@ internal static class Simplify
         int R(int id) => replace.TryGetValue(id, out var r) ? r : id;
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         var nodes = new List<Node>();
+        var byIdSoFar = new Dictionary<int, Node>();
         foreach (var n0 in g.Nodes)
         {
             var n = n0.Inputs.Any(replace.ContainsKey) ? n0.With(n0.Id, n0.Inputs.Select(R).ToArray()) : n0;
             if (n.Op == Op.StopGradient) { replace[n.Id] = n.Inputs[0]; continue; }
+            n = FoldConstant(n, byIdSoFar);
             var key = Key(n);
             if (seen.TryGetValue(key, out var same)) { replace[n.Id] = same; continue; }
             seen[key] = n.Id;
             nodes.Add(n);
+            byIdSoFar[n.Id] = n;
         }
         var outputs = g.Outputs.Select(o => o with { Node = R(o.Node) }).ToList();
 
@@ -36,6 +39,24 @@ internal static class Simplify
         // Parameters stay even when unused so the parameter table and node set agree.
         var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input).ToList();
         return g.WithNodes(kept, outputs);
+    }
+
+    /// <summary>
+    /// A uniform value stays a Fill through scaling, shifting, negation, reshaping and broadcasting, so
+    /// the loss gradient's seed (and similar constants) never becomes a kernel writing a constant buffer.
+    /// </summary>
+    private static Node FoldConstant(Node n, Dictionary<int, Node> byId)
+    {
+        if (n.Inputs.Length != 1 || !byId.TryGetValue(n.Inputs[0], out var x) || x.Op != Op.Fill || x.Scalar is null) return n;
+        Scalar? value = n.Op switch
+        {
+            Op.Scale => x.Scalar * n.Scalar!,
+            Op.AddScalar => x.Scalar + n.Scalar!,
+            Op.Neg => -x.Scalar,
+            Op.Reshape or Op.BroadcastTo => x.Scalar,
+            _ => null,
+        };
+        return value is null ? n : new Node(n.Id, Op.Fill, System.Array.Empty<int>(), DType.F32, n.Shape, null, null, value, null, n.Src);
     }
 
     private static string Key(Node n) =>
