@@ -18,11 +18,20 @@ internal static class Simplify
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         var nodes = new List<Node>();
         var byIdSoFar = new Dictionary<int, Node>();
+        var originalUsers = g.Users();
+        int nextId = g.Nodes.Count == 0 ? 0 : g.Nodes.Max(x => x.Id) + 1;
         foreach (var n0 in g.Nodes)
         {
             var n = n0.Inputs.Any(replace.ContainsKey) ? n0.With(n0.Id, n0.Inputs.Select(R).ToArray()) : n0;
             if (n.Op == Op.StopGradient) { replace[n.Id] = n.Inputs[0]; continue; }
             n = FoldConstant(n, byIdSoFar);
+            // Σ(−x) = −Σx: negate the small reduced tensor, not the large input (LayerNorm and softmax backward).
+            if (n.Op is Op.SumTo or Op.ReduceSum && byIdSoFar.TryGetValue(n.Inputs[0], out var neg) && neg.Op == Op.Neg && originalUsers[n0.Inputs[0]].Count == 1)
+            {
+                var sum = new Node(nextId++, n.Op, new[] { neg.Inputs[0] }, n.DType, n.Shape, n.Ints, n.Syms, n.Scalar, n.Name, n.Src);
+                nodes.Add(sum); byIdSoFar[sum.Id] = sum;
+                n = new Node(n.Id, Op.Neg, new[] { sum.Id }, n.DType, n.Shape, null, null, null, null, n.Src);
+            }
             var key = Key(n);
             if (seen.TryGetValue(key, out var same)) { replace[n.Id] = same; continue; }
             seen[key] = n.Id;
