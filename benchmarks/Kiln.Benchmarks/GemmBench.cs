@@ -21,26 +21,29 @@ internal static unsafe class GemmBench
 {
     private const int CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112;
 
-    private readonly record struct Shape(int M, int N, int K, bool TransB, string Note);
+    private readonly record struct Shape(int M, int N, int K, bool TransA, bool TransB, string Note);
 
+    /// <summary>Best and median GFLOP/s over the timed repetitions.</summary>
+    private readonly record struct Stats(double Best, double Median);
+
+    // The last rows are the matrix products of a small MLP training step (2 → 64 → 64 → 2, batch 256): forward
+    // x·Wᵀ, backward dX = dY·W (NN) and dW = dYᵀ·X (TN).
     private static readonly Shape[] Shapes =
     {
-        new(1024, 1024, 1024, false, "square"),
-        new(1024, 1024, 1024, true, "square, B stored [n,k]"),
-        new(256, 3072, 768, false, "GPT MLP up"),
-        new(256, 3072, 768, true, "GPT MLP up, x·Wᵀ"),
-        new(256, 768, 3072, false, "GPT MLP down"),
-        new(256, 768, 3072, true, "GPT MLP down, x·Wᵀ"),
-        new(256, 64, 2, true, "tiny step: x·Wᵀ, 2 inputs"),
-        new(256, 2, 64, true, "tiny step: x·Wᵀ, 2 outputs"),
-        new(256, 64, 64, false, "tiny step: dX = dY·W"),
-    };
-
-    // Shapes of the training step's weight gradient, dW = dYᵀ·X (A stored [k,m]).
-    private static readonly Shape[] TransposedAShapes =
-    {
-        new(64, 2, 256, false, "tiny step: dW = dYᵀ·X"),
-        new(64, 64, 256, false, "tiny step: dW = dYᵀ·X"),
+        new(1024, 1024, 1024, false, false, "square"),
+        new(1024, 1024, 1024, false, true, "square, B stored [n,k]"),
+        new(256, 3072, 768, false, false, "GPT MLP up"),
+        new(256, 3072, 768, false, true, "GPT MLP up, x·Wᵀ"),
+        new(256, 768, 3072, false, false, "GPT MLP down"),
+        new(256, 768, 3072, false, true, "GPT MLP down, x·Wᵀ"),
+        new(256, 64, 2, false, true, "step fwd x·W1ᵀ"),
+        new(256, 64, 64, false, true, "step fwd h·W2ᵀ"),
+        new(256, 2, 64, false, true, "step fwd h·W3ᵀ"),
+        new(256, 64, 2, false, false, "step bwd dY·W3"),
+        new(256, 64, 64, false, false, "step bwd dY·W2"),
+        new(2, 64, 256, true, false, "step bwd dW3 = dYᵀ·h"),
+        new(64, 64, 256, true, false, "step bwd dW2 = dYᵀ·h"),
+        new(64, 2, 256, true, false, "step bwd dW1 = dYᵀ·x"),
     };
 
     public static int Run(string[] args)
@@ -64,57 +67,103 @@ internal static unsafe class GemmBench
         }
 
         int cores = Environment.ProcessorCount;
+        var load = LoadMeter.Start();
         Console.WriteLine($"command: dotnet run -c Release --project benchmarks/Kiln.Benchmarks -- gemm {string.Join(' ', args)}".TrimEnd());
         Console.WriteLine($"date:    {DateTime.Now:yyyy-MM-dd HH:mm}");
         Console.WriteLine($"machine: {CpuModel()}, {cores} logical cores, {RuntimeInformation.FrameworkDescription}, Vector512 accelerated: {Vector512.IsHardwareAccelerated}");
 
         double peak1 = MeasurePeak(1);
-        double peakAll = MeasurePeak(cores);
-        Console.WriteLine($"fp32 FMA peak (measured, independent {(Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256")} FMAs): 1 thread {peak1:F1} GFLOP/s, {cores} threads {peakAll:F1} GFLOP/s");
+        double peakBefore = MeasurePeak(cores);
 
         string blasNote = "OpenBLAS: skipped (--no-openblas)";
         Blas? blas = useBlas ? Blas.TryLoad(out blasNote) : null;
-        Console.WriteLine(blasNote);
-        Console.WriteLine();
 
-        Console.WriteLine("| shape (m×n×k) | layout | note | Kiln best GFLOP/s | Kiln median | % of peak (best) | OpenBLAS best GFLOP/s | OpenBLAS median | Kiln / OpenBLAS (best) |");
-        Console.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        var rows = new List<(Shape Shape, Stats Kiln, Stats? Blas)>();
         foreach (Shape s in Shapes)
         {
-            Report(s, transA: false, reps, peakAll, blas);
+            rows.Add(Measure(s, reps, blas));
         }
-        foreach (Shape s in TransposedAShapes)
+
+        // The machine may be shared: the peak is measured on both sides of the table and the higher figure is used.
+        double peakAfter = MeasurePeak(cores);
+        double peak = Math.Max(peakBefore, peakAfter);
+        var (otherShare, seconds) = load.Stop();
+
+        string kind = Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256";
+        Console.WriteLine($"fp32 FMA peak (measured, independent {kind} FMAs): 1 thread {peak1:F1} GFLOP/s; {cores} threads {peakBefore:F1} before the table, {peakAfter:F1} after; using {peak:F1}");
+        Console.WriteLine(blasNote);
+        Console.WriteLine(otherShare is double share
+            ? $"other processes used {100 * share:F0}% of the machine's CPU time during the {seconds:F0} s run"
+            : "CPU time used by other processes: unknown (no /proc/stat)");
+        Console.WriteLine();
+        Console.WriteLine("| shape (m×n×k) | layout | note | Kiln best GFLOP/s | Kiln median | Kiln % of peak (best) | OpenBLAS best GFLOP/s | OpenBLAS median | Kiln / OpenBLAS (best) |");
+        Console.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var (s, kiln, other) in rows)
         {
-            Report(s, transA: true, reps, peakAll, blas);
+            string layout = (s.TransA ? "T" : "N") + (s.TransB ? "T" : "N");
+            string blasCols = other is { } o ? $"{o.Best:F1} | {o.Median:F1} | {kiln.Best / o.Best:F2}" : "n/a | n/a | n/a";
+            Console.WriteLine($"| {s.M}×{s.N}×{s.K} | {layout} | {s.Note} | {kiln.Best:F1} | {kiln.Median:F1} | {100 * kiln.Best / peak:F0}% | {blasCols} |");
         }
         Console.WriteLine();
-        Console.WriteLine("GFLOP/s = 2·m·n·k / time; best and median of the timed repetitions after warm-up; % of peak is against the all-core figure above.");
+        Console.WriteLine($"GFLOP/s = 2·m·n·k / time; best and median of {reps} repetitions each after warm-up, taken in three rounds that alternate");
+        Console.WriteLine("Kiln and OpenBLAS. Layout: N/T for A then B (T = stored transposed). % of peak uses the all-core peak.");
         return 0;
     }
 
-    private static void Report(Shape s, bool transA, int reps, double peak, Blas? blas)
+    private static (Shape Shape, Stats Kiln, Stats? Blas) Measure(Shape s, int reps, Blas? blas)
     {
         int m = s.M, n = s.N, k = s.K;
+        bool transA = s.TransA, transB = s.TransB;
         float[] a = Random(m * k, 1), b = Random(k * n, 2), c = new float[m * n];
-        int lda = transA ? m : k, ldb = s.TransB ? k : n;
+        int lda = transA ? m : k, ldb = transB ? k : n;
         double flop = 2.0 * m * n * k;
-        (double best, double median) ours, theirs = (double.NaN, double.NaN);
         fixed (float* pa = a, pb = b, pc = c)
         {
             float* xa = pa, xb = pb, xc = pc;
-            ours = Time(flop, reps, () => Gemm.Sgemm(transA, s.TransB, m, n, k, xa, lda, xb, ldb, xc, n, accumulate: false));
-            if (blas is not null)
-            {
-                theirs = Time(flop, reps, () => blas.Sgemm(transA, s.TransB, m, n, k, xa, lda, xb, ldb, xc, n));
-            }
+            Action kiln = () => Gemm.Sgemm(transA, transB, m, n, k, xa, lda, xb, ldb, xc, n, accumulate: false);
+            Action? other = blas is null ? null : () => blas.Sgemm(transA, transB, m, n, k, xa, lda, xb, ldb, xc, n);
+            var (kilnRates, otherRates) = Time(flop, reps, kiln, other);
+            return (s, Summarize(kilnRates), otherRates is null ? null : Summarize(otherRates));
         }
-        string layout = (transA ? "T" : "N") + (s.TransB ? "T" : "N");
-        string blasCols = blas is null ? "n/a | n/a | n/a" : $"{theirs.best:F1} | {theirs.median:F1} | {ours.best / theirs.best:F2}";
-        Console.WriteLine($"| {m}×{n}×{k} | {layout} | {s.Note} | {ours.best:F1} | {ours.median:F1} | {100 * ours.best / peak:F0}% | {blasCols} |");
     }
 
-    // Each repetition runs enough calls to last ~5 ms so tiny shapes are not dominated by timer resolution.
-    private static (double Best, double Median) Time(double flopPerCall, int reps, Action call)
+    private static Stats Summarize(List<double> rates)
+    {
+        rates.Sort();
+        return new Stats(rates[^1], rates[rates.Count / 2]);
+    }
+
+    // Each repetition runs enough calls to last ~5 ms so tiny shapes are not dominated by timer resolution. The
+    // repetitions come in three rounds, Kiln's block then OpenBLAS's, so both see the same machine over time; each
+    // round starts with a pause because OpenBLAS's worker threads keep spinning for a while after a call and would
+    // otherwise take a core from whatever runs next in this process.
+    private static (List<double> First, List<double>? Second) Time(double flopPerCall, int reps, Action first, Action? second)
+    {
+        const int rounds = 3;
+        int calls1 = WarmUp(first), calls2 = second is null ? 0 : WarmUp(second);
+        var rates1 = new List<double>(reps);
+        var rates2 = second is null ? null : new List<double>(reps);
+        for (int round = 0; round < rounds; round++)
+        {
+            int inRound = (reps / rounds) + (round < reps % rounds ? 1 : 0);
+            Thread.Sleep(200);
+            for (int r = 0; r < inRound; r++)
+            {
+                rates1.Add(Rate(first, calls1, flopPerCall));
+            }
+            if (second is not null)
+            {
+                for (int r = 0; r < inRound; r++)
+                {
+                    rates2!.Add(Rate(second, calls2, flopPerCall));
+                }
+            }
+        }
+        return (rates1, rates2);
+    }
+
+    // Runs for at least 300 ms (so tiered compilation has settled) and returns calls per ~5 ms repetition.
+    private static int WarmUp(Action call)
     {
         var sw = Stopwatch.StartNew();
         int warm = 0;
@@ -124,20 +173,17 @@ internal static unsafe class GemmBench
             warm++;
         }
         double perCall = sw.Elapsed.TotalSeconds / warm;
-        int calls = (int)Math.Clamp(0.005 / perCall, 1, 100_000);
-        var rates = new List<double>(reps);
-        for (int r = 0; r < reps; r++)
+        return (int)Math.Clamp(0.005 / perCall, 1, 100_000);
+    }
+
+    private static double Rate(Action call, int calls, double flopPerCall)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < calls; i++)
         {
-            long start = Stopwatch.GetTimestamp();
-            for (int i = 0; i < calls; i++)
-            {
-                call();
-            }
-            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            rates.Add(flopPerCall * calls / seconds / 1e9);
+            call();
         }
-        rates.Sort();
-        return (rates[^1], rates[rates.Count / 2]);
+        return flopPerCall * calls / Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9;
     }
 
     private static float[] Random(int length, int seed)
@@ -245,6 +291,67 @@ internal static unsafe class GemmBench
             c11 = Vector256.FusedMultiplyAdd(c11, m, a);
         }
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    // Measures how much CPU other processes took while the benchmark ran: busy time from /proc/stat minus this
+    // process's own CPU time.
+    private sealed class LoadMeter
+    {
+        private readonly long _busy0, _total0;
+        private readonly TimeSpan _own0;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+        private LoadMeter(long busy, long total)
+        {
+            _busy0 = busy;
+            _total0 = total;
+            _own0 = Process.GetCurrentProcess().TotalProcessorTime;
+        }
+
+        public static LoadMeter Start()
+        {
+            ReadStat(out long busy, out long total);
+            return new LoadMeter(busy, total);
+        }
+
+        public (double? OtherShare, double Seconds) Stop()
+        {
+            double seconds = _clock.Elapsed.TotalSeconds;
+            if (!ReadStat(out long busy, out long total) || total <= _total0)
+            {
+                return (null, seconds);
+            }
+            double tick = 1.0 / 100; // USER_HZ
+            double busyCpuSeconds = (busy - _busy0) * tick;
+            double totalCpuSeconds = (total - _total0) * tick;
+            double own = (Process.GetCurrentProcess().TotalProcessorTime - _own0).TotalSeconds;
+            return (Math.Clamp((busyCpuSeconds - own) / totalCpuSeconds, 0, 1), seconds);
+        }
+
+        private static bool ReadStat(out long busy, out long total)
+        {
+            busy = total = 0;
+            try
+            {
+                string? cpu = File.ReadLines("/proc/stat").FirstOrDefault(l => l.StartsWith("cpu ", StringComparison.Ordinal));
+                if (cpu is null)
+                {
+                    return false;
+                }
+                long[] f = cpu.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                total = f.Take(8).Sum();
+                busy = total - f[3] - f[4];
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
     }
 
     private static string CpuModel()

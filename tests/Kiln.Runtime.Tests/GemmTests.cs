@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Runtime.Intrinsics;
 using Kiln.Runtime.Cpu;
 using static Kiln.Runtime.Cpu.Gemm;
 
@@ -97,11 +96,14 @@ public sealed class GemmTests
             return;
         }
         var (seed, rng) = NewRng();
-        // k > KC (256) forces several k panels with accumulation between them; n > NC (480/512) several B blocks;
-        // m > MC for the scalar family several A blocks.
-        var cs = Case.Random(rng, 263, 530, 541, rng.Next(2) == 0, rng.Next(2) == 0, accumulate: true, pad: true);
-        cs.RunWith(new Options(kind, 1, PathChoice.PackedB));
-        cs.Check(seed, $"{kind} multi-block");
+        // k > KC (≤ 384) forces several k panels with accumulation between them; n > NC (≤ 512) several B blocks;
+        // m > MC (256 scalar, ~1024 vector) several A blocks.
+        foreach (var (m, n, k) in new[] { (263, 530, 541), (1100, 21, 13) })
+        {
+            var cs = Case.Random(rng, m, n, k, rng.Next(2) == 0, rng.Next(2) == 0, accumulate: true, pad: true);
+            cs.RunWith(new Options(kind, 1, PathChoice.PackedB));
+            cs.Check(seed, $"{kind} multi-block");
+        }
     }
 
     [Theory]
@@ -112,12 +114,13 @@ public sealed class GemmTests
     public void Parallel_split_over_m_or_n_matches_reference(bool transA, bool transB)
     {
         var (seed, rng) = NewRng();
-        // Tall and wide shapes steer the split to m and to n respectively; 3 parts leave a ragged last part.
-        foreach (var (m, n) in new[] { (301, 37), (29, 347), (150, 150) })
+        // Tall and wide shapes steer the split to m and to n respectively; 3 parts leave a ragged last part; the
+        // long thin shapes with small k are cut into more parts than threads.
+        foreach (var (m, n, k) in new[] { (301, 37, 0), (29, 347, 0), (150, 150, 0), (1100, 40, 30), (37, 1100, 30) })
         {
             foreach (int threads in new[] { 2, 3 })
             {
-                var cs = Case.Random(rng, m, n, PickSize(rng, 120), transA, transB, rng.Next(2) == 0, pad: true);
+                var cs = Case.Random(rng, m, n, k > 0 ? k : PickSize(rng, 120), transA, transB, rng.Next(2) == 0, pad: true);
                 cs.RunWith(new Options(BestKind, threads, PathChoice.Auto));
                 cs.Check(seed, $"threads {threads}");
             }
@@ -131,6 +134,28 @@ public sealed class GemmTests
         var cs = Case.Random(rng, 384, 320, 512, false, true, accumulate: false, pad: false);
         cs.RunPublicPointer();
         cs.Check(seed, "large");
+    }
+
+    [Theory]
+    [InlineData((int)PathChoice.SmallK)]
+    [InlineData((int)PathChoice.Auto)]
+    public void Small_k_outer_products_match_reference_in_every_layout(int pathValue)
+    {
+        var (seed, rng) = NewRng();
+        var options = new Options(BestKind, 1, (PathChoice)pathValue);
+        for (int k = 1; k <= 5; k++)
+        {
+            for (int layout = 0; layout < 4; layout++)
+            {
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    int m = PickSize(rng, 300), n = PickSize(rng, 200);
+                    var cs = Case.Random(rng, m, n, k, (layout & 1) != 0, (layout & 2) != 0, accumulate, pad: rng.Next(2) == 0);
+                    cs.RunWith(options);
+                    cs.Check(seed, $"small k, {(PathChoice)pathValue}");
+                }
+            }
+        }
     }
 
     [Theory]
@@ -336,6 +361,47 @@ public sealed class GemmTests
         }
     }
 
+    public static IEnumerable<object[]> KindsPathsAndPlacements()
+    {
+        foreach (object[] kp in KindsAndPaths())
+        {
+            yield return new[] { kp[0], kp[1], true };
+            yield return new[] { kp[0], kp[1], false };
+        }
+    }
+
+    /// <summary>
+    /// A, B and C sit flush against an inaccessible page (after their last element, or before their first), so any
+    /// read or write outside the matrices as the API defines them (the last row holds only its elements, not a whole
+    /// leading dimension) stops the test host with a segmentation fault instead of passing silently.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KindsPathsAndPlacements))]
+    public unsafe void Operands_are_never_accessed_outside_their_extent(int kindValue, int pathValue, bool guardAfter)
+    {
+        var kind = (KernelKind)kindValue;
+        if (!Supported(kind) || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        var (seed, rng) = NewRng();
+        var options = new Options(kind, 1, (PathChoice)pathValue);
+        foreach (var (m, n, k) in new[] { (1, 1, 1), (3, 17, 5), (9, 50, 23), (2, 70, 33), (70, 2, 33), (13, 100, 300), (33, 3, 70), (5, 37, 3), (40, 19, 2), (17, 16, 4) })
+        {
+            for (int layout = 0; layout < 4; layout++)
+            {
+                var cs = Case.Random(rng, m, n, k, (layout & 1) != 0, (layout & 2) != 0, rng.Next(2) == 0, pad: rng.Next(2) == 0);
+                int aRows = cs.TransA ? k : m, aCols = cs.TransA ? m : k, bRows = cs.TransB ? n : k, bCols = cs.TransB ? k : n;
+                using var ga = new GuardedFloats(cs.A, ((aRows - 1) * cs.Lda) + aCols, guardAfter);
+                using var gb = new GuardedFloats(cs.B, ((bRows - 1) * cs.Ldb) + bCols, guardAfter);
+                using var gc = new GuardedFloats(cs.C, ((m - 1) * cs.Ldc) + n, guardAfter);
+                Gemm.SgemmWith(options, cs.TransA, cs.TransB, m, n, k, ga.Pointer, cs.Lda, gb.Pointer, cs.Ldb, gc.Pointer, cs.Ldc, cs.Accumulate);
+                gc.CopyTo(cs.C);
+                cs.Check(seed, $"{kind}/{(PathChoice)pathValue}, guard {(guardAfter ? "after" : "before")}");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------------------
 
     private static bool Supported(KernelKind kind) => kind switch
@@ -364,6 +430,45 @@ public sealed class GemmTests
             x[i] = (float)((rng.NextDouble() * 2) - 1);
         }
         return x;
+    }
+
+    /// <summary>Floats in an anonymous mapping with PROT_NONE pages on both sides, flush against one of them.</summary>
+    private sealed unsafe class GuardedFloats : IDisposable
+    {
+        private const int ProtNone = 0, ProtReadWrite = 3, MapPrivateAnonymous = 0x22;
+        private readonly nint _base;
+        private readonly nuint _bytes;
+        private readonly int _length;
+
+        public GuardedFloats(float[] source, int length, bool flushAfter)
+        {
+            int page = Environment.SystemPageSize;
+            _length = length;
+            int dataPages = Math.Max(1, ((length * sizeof(float)) + page - 1) / page);
+            _bytes = (nuint)((dataPages + 2) * page);
+            _base = Mmap(0, _bytes, ProtReadWrite, MapPrivateAnonymous, -1, 0);
+            Assert.True(_base != -1, "mmap failed");
+            Assert.Equal(0, Mprotect(_base, (nuint)page, ProtNone));
+            Assert.Equal(0, Mprotect(_base + ((dataPages + 1) * page), (nuint)page, ProtNone));
+            byte* first = (byte*)_base + page;
+            Pointer = flushAfter ? (float*)(first + (dataPages * page) - (length * sizeof(float))) : (float*)first;
+            new ReadOnlySpan<float>(source, 0, length).CopyTo(new Span<float>(Pointer, length));
+        }
+
+        public float* Pointer { get; }
+
+        public void CopyTo(float[] destination) => new ReadOnlySpan<float>(Pointer, _length).CopyTo(destination);
+
+        public void Dispose() => Munmap(_base, _bytes);
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mmap")]
+        private static extern nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mprotect")]
+        private static extern int Mprotect(nint addr, nuint length, int prot);
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "munmap")]
+        private static extern int Munmap(nint addr, nuint length);
     }
 
     private sealed class Case
@@ -413,23 +518,37 @@ public sealed class GemmTests
             }
         }
 
-        private float OpA(int i, int p) => A[OffA + (TransA ? (p * Lda) + i : (i * Lda) + p)];
-
-        private float OpB(int p, int j) => B[OffB + (TransB ? (j * Ldb) + p : (p * Ldb) + j)];
-
         public void Check(int seed, string context)
         {
+            // op(A) by rows and op(B) by columns, in float64, so the reference loop runs over contiguous memory.
+            double[] opA = new double[M * K], opBt = new double[N * K];
+            for (int i = 0; i < M; i++)
+            {
+                for (int p = 0; p < K; p++)
+                {
+                    opA[(i * K) + p] = A[OffA + (TransA ? (p * Lda) + i : (i * Lda) + p)];
+                }
+            }
+            for (int j = 0; j < N; j++)
+            {
+                for (int p = 0; p < K; p++)
+                {
+                    opBt[(j * K) + p] = B[OffB + (TransB ? (j * Ldb) + p : (p * Ldb) + j)];
+                }
+            }
             double u2 = Math.Pow(2, -23);
             for (int i = 0; i < M; i++)
             {
+                ReadOnlySpan<double> ai = opA.AsSpan(i * K, K);
                 for (int j = 0; j < N; j++)
                 {
+                    ReadOnlySpan<double> bj = opBt.AsSpan(j * K, K);
                     int at = OffC + (i * Ldc) + j;
                     double c0 = Accumulate ? C0[at] : 0;
                     double sum = c0, bound = Math.Abs(c0);
-                    for (int p = 0; p < K; p++)
+                    for (int p = 0; p < ai.Length; p++)
                     {
-                        double prod = (double)OpA(i, p) * OpB(p, j);
+                        double prod = ai[p] * bj[p];
                         sum += prod;
                         bound += Math.Abs(prod);
                     }

@@ -15,11 +15,12 @@ namespace Kiln.Runtime.Cpu;
 /// Large products use a GotoBLAS/BLIS-style blocked algorithm: the k dimension is cut into panels, A and B are
 /// packed into aligned per-thread buffers laid out for a register-blocked microkernel (8×48 with
 /// <see cref="Vector512{T}"/> FMA, 6×16 with <see cref="Vector256{T}"/> FMA, 4×4 scalar otherwise), and the work
-/// is split across cores along m or n. Skinny products choose between that path (in either orientation, reading B
-/// in place when packing it would not pay) and a dot-product path, using a small cost model.
+/// is split along m or n across up to <see cref="KilnParallel.Threads"/> cores. Skinny products choose, with a small
+/// cost model, between that path (in either orientation, reading an operand in place when packing it would not
+/// pay) and a dot-product path along k.
 /// </remarks>
 [SkipLocalsInit]
-public static class Gemm
+public static partial class Gemm
 {
     /// <summary>
     /// Computes <c>C[m,n] = (accumulate ? C : 0) + op(A)[m,k] · op(B)[k,n]</c>, where <c>op(X)</c> is X or its transpose.
@@ -154,11 +155,14 @@ public static class Gemm
 
         /// <summary>Dot products along k.</summary>
         Dot,
+
+        /// <summary>For k ≤ 4 (AVX-512): each row of C is a sum of k scaled rows of B, written in one pass.</summary>
+        SmallK,
     }
 
     /// <summary>Overrides for tests and benchmarks.</summary>
     /// <param name="Kind">Kernel family; must be supported by the hardware for anything but speed to hold.</param>
-    /// <param name="Threads">0 to decide from the problem size; otherwise exactly this many parts, run in parallel.</param>
+    /// <param name="Threads">0 to decide from the problem size; otherwise this many threads, even for a small product.</param>
     /// <param name="Path">Algorithm, or <see cref="PathChoice.Auto"/>.</param>
     internal readonly record struct Options(KernelKind Kind, int Threads, PathChoice Path)
     {
@@ -325,8 +329,9 @@ public static class Gemm
         public int MC { get; }
     }
 
-    // 256×480 floats of packed B is 480 KiB, half of a Zen 4 / Ice Lake L2; an 8×256 A micropanel is 8 KiB of L1.
-    private static readonly Config Config512 = new(8, 48, 16, 256, 480, 1024);
+    // 384×336 floats of packed B is 504 KiB, half of a Zen 4 L2; an 8×384 A micropanel is 12 KiB of L1. (Measured
+    // against 256×480, 512×240 and 192×624 on the benchmark shapes: best on all of them, by 2-5%.)
+    private static readonly Config Config512 = new(8, 48, 16, 384, 336, 1024);
     private static readonly Config Config256 = new(6, 16, 8, 256, 512, 1020);
     private static readonly Config ConfigScalar = new(4, 4, 1, 256, 256, 256);
 
@@ -337,9 +342,13 @@ public static class Gemm
         _ => ConfigScalar,
     };
 
-    // Below this many multiply-adds per thread, handing work to the thread pool costs more than it saves
-    // (a Parallel.For round trip is several microseconds; 2^21 FMAs is ~40 µs of one core at peak).
-    private const long FmaPerThread = 1L << 21;
+    // The runtime's degree of parallelism (KILN_NUM_THREADS), shared with the other CPU kernels.
+    private static int MaxThreads => Math.Max(1, KilnParallel.Threads);
+
+    // Below this many multiply-adds per thread, handing work to the thread pool costs more than it saves: a
+    // Parallel.For round trip is ~3-4 µs and 2^18 FMAs is ~5 µs of one core (measured on a 2-core Zen 4: two threads
+    // win from ~96³ up, lose at 64³).
+    private const long FmaPerThread = 1L << 18;
 
     // ---------------------------------------------------------------------------------------------------------
     // Drivers.
@@ -370,7 +379,7 @@ public static class Gemm
         if (threads <= 0)
         {
             long fma = (long)p.M * p.N * p.K;
-            threads = (int)Math.Clamp(fma / FmaPerThread, 1, Environment.ProcessorCount);
+            threads = (int)Math.Clamp(fma / FmaPerThread, 1, MaxThreads);
         }
         if (threads == 1)
         {
@@ -383,19 +392,31 @@ public static class Gemm
         // its columns of B, so a split over m repacks all of B per part and a split over n repacks all of A.
         int mUnits = CeilDiv(p.M, cfg.MR);
         int nUnits = CeilDiv(p.N, cfg.VW);
-        bool splitM = SplitCost(mUnits, threads, (double)p.N * p.K) <= SplitCost(nUnits, threads, (double)p.M * p.K);
+        // Costs in cycles, roughly: packing moves ~3 elements per cycle, the microkernel retires VW FMAs per cycle.
+        double packB = 0.3 * p.N * p.K, packA = 0.3 * p.M * p.K;
+        double arithmetic = (double)p.M * p.N * p.K / cfg.VW;
+        bool splitM = SplitCost(mUnits, threads, packB, arithmetic) <= SplitCost(nUnits, threads, packA, arithmetic);
         int units = splitM ? mUnits : nUnits;
+
+        // More parts than threads let the thread pool rebalance when a core is slowed (another process, an
+        // interrupt storm) instead of the whole product waiting on the slow half; allow it while the extra
+        // repacking stays within ~2% of the arithmetic.
+        double repack = splitM ? packB : packA;
         int parts = Math.Min(threads, units);
+        while (parts * 2 <= units && parts * 2 * repack <= 0.02 * arithmetic && parts < 4 * threads)
+        {
+            parts *= 2;
+        }
         if (parts <= 1)
         {
             RunSingle(p, options);
             return;
         }
-        int unitsPerPart = CeilDiv(units, parts);
-        int span = unitsPerPart * (splitM ? cfg.MR : cfg.VW);
+        int span = CeilDiv(units, parts) * (splitM ? cfg.MR : cfg.VW);
         parts = CeilDiv(splitM ? p.M : p.N, span);
         Problem whole = p;
-        Parallel.For(0, parts, part =>
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Parallel.For(0, parts, parallel, part =>
         {
             int start = part * span;
             Problem sub = splitM ? whole.Rows(start, Math.Min(span, whole.M - start)) : whole.Cols(start, Math.Min(span, whole.N - start));
@@ -403,11 +424,12 @@ public static class Gemm
         });
     }
 
-    // Cost of the slowest part: its share of the multiply-adds plus repacking the other operand in full.
-    private static double SplitCost(int units, int threads, double duplicatedPack)
+    // Cost of the slowest of `threads` parts relative to the whole product: its share of the arithmetic
+    // (counting the rounding of units to parts) plus repacking the other operand in full.
+    private static double SplitCost(int units, int threads, double duplicatedPack, double arithmetic)
     {
-        int parts = Math.Min(threads, units);
-        return (CeilDiv(units, Math.Max(parts, 1)) / (double)units) + (duplicatedPack * 0.3 * 16 / ((double)units * units));
+        int parts = Math.Max(1, Math.Min(threads, units));
+        return (CeilDiv(units, parts) / (double)units) + (duplicatedPack / arithmetic);
     }
 
     private static unsafe void RunBatched(int batch, Problem p, long strideA, long strideB, long strideC, Options options)
@@ -421,7 +443,7 @@ public static class Gemm
         long cExtent = ((long)(p.M - 1) * p.Rsc) + p.N;
         bool disjoint = strideC >= cExtent;
         long fma = (long)p.M * p.N * p.K;
-        int threads = options.Threads > 0 ? options.Threads : (int)Math.Clamp(fma * batch / FmaPerThread, 1, Environment.ProcessorCount);
+        int threads = options.Threads > 0 ? options.Threads : (int)Math.Clamp(fma * batch / FmaPerThread, 1, MaxThreads);
         bool perProductParallel = fma >= FmaPerThread * 2 || batch < threads;
         if (!disjoint || threads <= 1 || perProductParallel)
         {
@@ -432,17 +454,11 @@ public static class Gemm
             return;
         }
 
-        int chunk = CeilDiv(batch, threads);
+        // Small independent products: one thread each, handed out dynamically.
         Problem first = p;
         Options single = options with { Threads = 1 };
-        Parallel.For(0, CeilDiv(batch, chunk), part =>
-        {
-            int end = Math.Min(batch, (part + 1) * chunk);
-            for (int i = part * chunk; i < end; i++)
-            {
-                Run(At(first, i, strideA, strideB, strideC), single);
-            }
-        });
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Parallel.For(0, batch, parallel, i => Run(At(first, i, strideA, strideB, strideC), single));
     }
 
     private static unsafe Problem At(in Problem p, int i, long strideA, long strideB, long strideC)
@@ -471,6 +487,9 @@ public static class Gemm
                 case PathChoice.Dot when kind != KernelKind.Scalar:
                     RunDot(kind, p, ws);
                     break;
+                case PathChoice.SmallK when kind == KernelKind.Vector512 && p.K <= 4 && p.Csc == 1:
+                    RunSmallK(p, ws);
+                    break;
                 case PathChoice.TransposedPackedB:
                 case PathChoice.TransposedDirectB:
                     RunBlocked(kind, cfg, p.Transposed(), path == PathChoice.TransposedDirectB, ws);
@@ -498,15 +517,30 @@ public static class Gemm
             bestCost = transposedCost;
             best = directT ? PathChoice.TransposedDirectB : PathChoice.TransposedPackedB;
         }
-        if (kind != KernelKind.Scalar && Math.Min(p.M, p.N) <= 16 && DotCost(cfg, p) < bestCost)
+        if (kind != KernelKind.Scalar && Math.Min(p.M, p.N) <= 16)
         {
-            best = PathChoice.Dot;
+            double dotCost = DotCost(cfg, p);
+            if (dotCost < bestCost)
+            {
+                bestCost = dotCost;
+                best = PathChoice.Dot;
+            }
+        }
+        if (kind == KernelKind.Vector512 && p.K <= 4 && p.Csc == 1 && SmallKCost(p) < bestCost)
+        {
+            best = PathChoice.SmallK;
         }
         return best;
     }
 
     /// <summary>Whether the blocked path reads B in place: only when its rows are contiguous and few row tiles reuse it.</summary>
     private static bool PrefersDirectB(in Config cfg, in Problem p) => p.Csb == 1 && p.M <= 2 * cfg.MR;
+
+    /// <summary>
+    /// Whether the blocked path reads A in place: when each k step's MR rows are already contiguous (as packing would
+    /// lay them out) and every micropanel meets at most two B panels, so the strided reads are not repeated much.
+    /// </summary>
+    private static bool ReadsAInPlace(in Config cfg, in Problem p) => p.Rsa == 1 && p.N <= 2 * cfg.NR;
 
     private static double BlockedCost(KernelKind kind, in Config cfg, in Problem p, out bool directB)
     {
@@ -515,7 +549,7 @@ public static class Gemm
         double fma = k * m * CeilDiv(p.N, cfg.VW);
         double tiles = (double)CeilDiv(p.M, cfg.MR) * CeilDiv(p.N, cfg.NR) * CeilDiv(p.K, cfg.KC);
         double tileOverhead = tiles * ((2.0 * cfg.MR * cfg.NR / cfg.VW) + 20);
-        double packA = m * k * (p.Rsa == 1 && kind != KernelKind.Scalar ? 0.15 : p.Csa == 1 && cfg.MR == 8 && kind != KernelKind.Scalar ? 0.3 : 1.0);
+        double packA = ReadsAInPlace(cfg, p) ? 0 : m * k * (p.Rsa == 1 && kind != KernelKind.Scalar ? 0.15 : p.Csa == 1 && cfg.MR == 8 && kind != KernelKind.Scalar ? 0.3 : 1.0);
         double packB = directB ? 0 : k * n * (p.Csb == 1 && kind != KernelKind.Scalar ? 0.15 : p.Rsb == 1 && kind != KernelKind.Scalar ? 0.3 : 1.0) * CeilDiv(p.M, cfg.MC);
         double scatter = p.Csc == 1 ? 0 : m * n * 1.5;
         return fma + tileOverhead + packA + packB + scatter;
@@ -524,9 +558,9 @@ public static class Gemm
     private static double DotCost(in Config cfg, in Problem p)
     {
         double m = p.M, n = p.N, k = p.K;
-        // Each output needs its own horizontal reduction and a scalar tail; the loads-per-FMA ratio is worse than the
-        // microkernel's, hence the 1.5.
-        double cost = m * n * ((1.5 * CeilDiv(p.K, cfg.VW)) + 12 + (k % cfg.VW));
+        // Each output needs a share of a horizontal reduction (and, without AVX-512 masked loads, a scalar k tail),
+        // and a tile loads one vector per row and per column for its sixteen FMAs, where the microkernel loads fewer.
+        double cost = m * n * ((1.25 * CeilDiv(p.K, cfg.VW)) + (cfg.VW == 16 ? 5 : 12 + (k % cfg.VW)));
         if (p.Csa != 1)
         {
             cost += m * k;
@@ -538,6 +572,133 @@ public static class Gemm
         return cost;
     }
 
+    // One pass over C: per 16 outputs, k FMAs, a store, and a load when accumulating; plus copying B if its rows
+    // are not contiguous.
+    private static double SmallKCost(in Problem p) =>
+        ((double)p.M * CeilDiv(p.N, 16) * (p.K + (p.Accumulate ? 2 : 1))) + (p.Csb == 1 ? 0 : (double)p.K * p.N);
+
+    // Outer-product shapes (k ≤ 4, as in a layer with two inputs) have almost no arithmetic per output, so the
+    // blocked path's per-tile setup dominates; here every row of C is produced in one streaming pass with the k
+    // values of A's row broadcast and B's k rows read directly (copied first only if B is stored transposed).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RunSmallK(in Problem p, Workspace ws)
+    {
+        float* b = p.B;
+        nint ldb = p.Rsb;
+        if (p.Csb != 1)
+        {
+            b = ws.EnsureB((nint)p.K * p.N);
+            CopyToRows(p.B, p.Rsb, p.Csb, p.K, p.N, b);
+            ldb = p.N;
+        }
+        if (p.Accumulate)
+        {
+            SmallK512<N1>(p.K, p.M, p.N, p.A, p.Rsa, p.Csa, b, ldb, p.C, p.Rsc);
+        }
+        else
+        {
+            SmallK512<N0>(p.K, p.M, p.N, p.A, p.Rsa, p.Csa, b, ldb, p.C, p.Rsc);
+        }
+    }
+
+    // TAdd (0 or 1) says whether to accumulate; k is 1..4.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void SmallK512<TAdd>(int k, int m, int n, float* a, nint rsa, nint csa, float* b, nint ldb, float* c, nint ldc)
+        where TAdd : struct, IConstant
+    {
+        switch (k)
+        {
+            case 1: SmallK512<N1, TAdd>(m, n, a, rsa, csa, b, ldb, c, ldc); break;
+            case 2: SmallK512<N2, TAdd>(m, n, a, rsa, csa, b, ldb, c, ldc); break;
+            case 3: SmallK512<N3, TAdd>(m, n, a, rsa, csa, b, ldb, c, ldc); break;
+            default: SmallK512<N4, TAdd>(m, n, a, rsa, csa, b, ldb, c, ldc); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void SmallK512<TK, TAdd>(int m, int n, float* a, nint rsa, nint csa, float* b, nint ldb, float* c, nint ldc)
+        where TK : struct, IConstant
+        where TAdd : struct, IConstant
+    {
+        int full = n & ~15;
+        // Masked loads and stores neither touch nor fault on the lanes past n.
+        Vector512<float> tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - full)).AsSingle();
+        float* b1 = b + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+        for (int i = 0; i < m; i++)
+        {
+            float* ai = a + (i * rsa);
+            float* ci = c + (i * ldc);
+            Vector512<float> a0 = Vector512.Create(ai[0]);
+            Vector512<float> a1 = TK.Value > 1 ? Vector512.Create(ai[csa]) : default;
+            Vector512<float> a2 = TK.Value > 2 ? Vector512.Create(ai[2 * csa]) : default;
+            Vector512<float> a3 = TK.Value > 3 ? Vector512.Create(ai[3 * csa]) : default;
+            int j = 0;
+            for (; j < full - 16; j += 32)
+            {
+                Vector512<float> v = SmallKColumn<TK>(a0, a1, a2, a3, b + j, b1 + j, b2 + j, b3 + j);
+                Vector512<float> w = SmallKColumn<TK>(a0, a1, a2, a3, b + j + 16, b1 + j + 16, b2 + j + 16, b3 + j + 16);
+                if (TAdd.Value != 0)
+                {
+                    v += Vector512.Load(ci + j);
+                    w += Vector512.Load(ci + j + 16);
+                }
+                Vector512.Store(v, ci + j);
+                Vector512.Store(w, ci + j + 16);
+            }
+            if (j < full)
+            {
+                Vector512<float> v = SmallKColumn<TK>(a0, a1, a2, a3, b + j, b1 + j, b2 + j, b3 + j);
+                if (TAdd.Value != 0)
+                {
+                    v += Vector512.Load(ci + j);
+                }
+                Vector512.Store(v, ci + j);
+                j += 16;
+            }
+            if (j < n)
+            {
+                Vector512<float> v = a0 * Avx512F.MaskLoad(b + j, tail, default);
+                if (TK.Value > 1)
+                {
+                    v = Vector512.FusedMultiplyAdd(a1, Avx512F.MaskLoad(b1 + j, tail, default), v);
+                }
+                if (TK.Value > 2)
+                {
+                    v = Vector512.FusedMultiplyAdd(a2, Avx512F.MaskLoad(b2 + j, tail, default), v);
+                }
+                if (TK.Value > 3)
+                {
+                    v = Vector512.FusedMultiplyAdd(a3, Avx512F.MaskLoad(b3 + j, tail, default), v);
+                }
+                if (TAdd.Value != 0)
+                {
+                    v += Avx512F.MaskLoad(ci + j, tail, default);
+                }
+                Avx512F.MaskStore(ci + j, tail, v);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> SmallKColumn<TK>(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* b0, float* b1, float* b2, float* b3)
+        where TK : struct, IConstant
+    {
+        Vector512<float> v = a0 * Vector512.Load(b0);
+        if (TK.Value > 1)
+        {
+            v = Vector512.FusedMultiplyAdd(a1, Vector512.Load(b1), v);
+        }
+        if (TK.Value > 2)
+        {
+            v = Vector512.FusedMultiplyAdd(a2, Vector512.Load(b2), v);
+        }
+        if (TK.Value > 3)
+        {
+            v = Vector512.FusedMultiplyAdd(a3, Vector512.Load(b3), v);
+        }
+        return v;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void RunBlocked(KernelKind kind, in Config cfg, in Problem p, bool directB, Workspace ws)
     {
@@ -545,11 +706,21 @@ public static class Gemm
         directB &= p.Csb == 1;
         int mr = cfg.MR, nr = cfg.NR, vw = cfg.VW;
 
+        // A tile of at most four rows has too few accumulators to cover FMA latency at the usual width; when B is
+        // read in place the panel width is free, so widen it to four vectors (16 independent chains).
+        if (directB && kind == KernelKind.Vector512 && m <= 4)
+        {
+            nr = 4 * vw;
+        }
+        int ncStep = cfg.NC / nr * nr;
+
+        bool directA = ReadsAInPlace(cfg, p);
+
         // Even splits keep the last block from being a sliver (k = 300 packs 150 + 150, not 256 + 44).
         int mcStep = RoundUp(CeilDiv(m, CeilDiv(m, cfg.MC)), mr);
         int kcStep = CeilDiv(k, CeilDiv(k, cfg.KC));
         float* ap = ws.EnsureA((nint)mcStep * kcStep);
-        float* bp = ws.EnsureB((nint)cfg.NC * kcStep);
+        float* bp = ws.EnsureB((nint)ncStep * kcStep);
         float* tile = stackalloc float[mr * nr];
 
         for (int ic = 0; ic < m; ic += mcStep)
@@ -559,27 +730,31 @@ public static class Gemm
             {
                 int kc = Math.Min(kcStep, k - pc);
                 bool add = p.Accumulate || pc > 0;
-                PackA(kind, mr, ap, p.A + (ic * p.Rsa) + (pc * p.Csa), p.Rsa, p.Csa, mc, kc);
-                for (int jc = 0; jc < n; jc += cfg.NC)
+                if (!directA)
                 {
-                    int nc = Math.Min(cfg.NC, n - jc);
+                    PackA(kind, mr, ap, p.A + (ic * p.Rsa) + (pc * p.Csa), p.Rsa, p.Csa, mc, kc);
+                }
+                for (int jc = 0; jc < n; jc += ncStep)
+                {
+                    int nc = Math.Min(ncStep, n - jc);
                     float* bsrc = p.B + (pc * p.Rsb) + (jc * p.Csb);
 
                     // Reading B in place needs every panel to be whole vectors; a ragged last panel is packed alone.
                     int ragged = nc % vw == 0 ? nc : nc - (nc % nr);
                     if (!directB)
                     {
-                        PackB(kind, cfg, bp, bsrc, p.Rsb, p.Csb, kc, nc);
+                        PackB(kind, nr, vw, bp, bsrc, p.Rsb, p.Csb, kc, nc);
                     }
                     else if (ragged < nc)
                     {
-                        PackB(kind, cfg, bp, bsrc + ragged, p.Rsb, p.Csb, kc, nc - ragged);
+                        PackB(kind, nr, vw, bp, bsrc + ragged, p.Rsb, p.Csb, kc, nc - ragged);
                     }
 
                     for (int ir = 0; ir < mc; ir += mr)
                     {
                         int rows = Math.Min(mr, mc - ir);
-                        float* apan = ap + ((nint)(ir / mr) * kc * mr);
+                        float* apan = directA ? p.A + (ic + ir) + (pc * p.Csa) : ap + ((nint)(ir / mr) * kc * mr);
+                        nint sa = directA ? p.Csa : mr;
                         float* crow = p.C + ((ic + ir) * p.Rsc) + (jc * p.Csc);
                         for (int jr = 0; jr < nc; jr += nr)
                         {
@@ -607,12 +782,12 @@ public static class Gemm
                             float* ctile = crow + (jr * p.Csc);
                             if (p.Csc == 1 && cols == width)
                             {
-                                Micro(kind, rows, nv, kc, apan, bpan, bs, ctile, p.Rsc, add);
+                                Micro(kind, rows, nv, kc, apan, sa, bpan, bs, ctile, p.Rsc, add);
                             }
                             else
                             {
                                 // Ragged or transposed C: compute the whole tile aside, then merge the valid part.
-                                Micro(kind, rows, nv, kc, apan, bpan, bs, tile, width, false);
+                                Micro(kind, rows, nv, kc, apan, sa, bpan, bs, tile, width, false);
                                 MergeTile(tile, width, rows, cols, ctile, p.Rsc, p.Csc, add);
                             }
                         }
@@ -646,60 +821,123 @@ public static class Gemm
         }
     }
 
-    private static unsafe void Micro(KernelKind kind, int rows, int nv, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Micro(KernelKind kind, int rows, int nv, int kc, float* a, nint sa, float* b, nint sb, float* c, nint ldc, bool add)
     {
         switch (kind)
         {
             case KernelKind.Vector512:
-                if (rows == 8)
+                switch (rows)
                 {
-                    switch (nv)
-                    {
-                        case 3: Full512x3(kc, a, b, bs, c, ldc, add); break;
-                        case 2: Full512x2(kc, a, b, bs, c, ldc, add); break;
-                        default: Full512x1(kc, a, b, bs, c, ldc, add); break;
-                    }
-                }
-                else
-                {
-                    switch (nv)
-                    {
-                        case 3: Edge512x3(rows, kc, a, b, bs, c, ldc, add); break;
-                        case 2: Edge512x2(rows, kc, a, b, bs, c, ldc, add); break;
-                        default: Edge512x1(rows, kc, a, b, bs, c, ldc, add); break;
-                    }
+                    case 8: Rows512<N8>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 7: Rows512<N7>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 6: Rows512<N6>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 5: Rows512<N5>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 4: Rows512<N4>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 3: Rows512<N3>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 2: Rows512<N2>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    default: Rows512<N1>(nv, kc, a, sa, b, sb, c, ldc, add); break;
                 }
                 break;
             case KernelKind.Vector256:
-                if (rows == 6)
+                switch (rows)
                 {
-                    if (nv == 2)
-                    {
-                        Full256x2(kc, a, b, bs, c, ldc, add);
-                    }
-                    else
-                    {
-                        Full256x1(kc, a, b, bs, c, ldc, add);
-                    }
-                }
-                else if (nv == 2)
-                {
-                    Edge256x2(rows, kc, a, b, bs, c, ldc, add);
-                }
-                else
-                {
-                    Edge256x1(rows, kc, a, b, bs, c, ldc, add);
+                    case 6: Rows256<N6>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 5: Rows256<N5>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 4: Rows256<N4>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 3: Rows256<N3>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    case 2: Rows256<N2>(nv, kc, a, sa, b, sb, c, ldc, add); break;
+                    default: Rows256<N1>(nv, kc, a, sa, b, sb, c, ldc, add); break;
                 }
                 break;
             default:
-                ScalarKernel(rows, nv, kc, a, b, bs, c, ldc, add);
+                ScalarKernel(rows, nv, kc, a, sa, b, sb, c, ldc, add);
                 break;
         }
     }
 
-    // MR = 4, panel width = nv columns.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Rows512<TRows>(int nv, int kc, float* a, nint sa, float* b, nint sb, float* c, nint ldc, bool add)
+        where TRows : struct, IConstant
+    {
+        switch (nv)
+        {
+            case 4: Tile512<TRows, N4>(kc, a, sa, b, sb, c, ldc, add); break;
+            case 3: Tile512<TRows, N3>(kc, a, sa, b, sb, c, ldc, add); break;
+            case 2: Tile512<TRows, N2>(kc, a, sa, b, sb, c, ldc, add); break;
+            default: Tile512<TRows, N1>(kc, a, sa, b, sb, c, ldc, add); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Rows256<TRows>(int nv, int kc, float* a, nint sa, float* b, nint sb, float* c, nint ldc, bool add)
+        where TRows : struct, IConstant
+    {
+        if (nv == 2)
+        {
+            Tile256<TRows, N2>(kc, a, sa, b, sb, c, ldc, add);
+        }
+        else
+        {
+            Tile256<TRows, N1>(kc, a, sa, b, sb, c, ldc, add);
+        }
+    }
+
+    // Compile-time integers: the tile kernels are generic over them so that the JIT emits one specialised body per
+    // (rows, vectors) pair, with the unused accumulators and row guards folded away.
+    private interface IConstant
+    {
+        static abstract int Value { get; }
+    }
+
+    private readonly struct N0 : IConstant
+    {
+        public static int Value => 0;
+    }
+
+    private readonly struct N1 : IConstant
+    {
+        public static int Value => 1;
+    }
+
+    private readonly struct N2 : IConstant
+    {
+        public static int Value => 2;
+    }
+
+    private readonly struct N3 : IConstant
+    {
+        public static int Value => 3;
+    }
+
+    private readonly struct N4 : IConstant
+    {
+        public static int Value => 4;
+    }
+
+    private readonly struct N5 : IConstant
+    {
+        public static int Value => 5;
+    }
+
+    private readonly struct N6 : IConstant
+    {
+        public static int Value => 6;
+    }
+
+    private readonly struct N7 : IConstant
+    {
+        public static int Value => 7;
+    }
+
+    private readonly struct N8 : IConstant
+    {
+        public static int Value => 8;
+    }
+
+    // Up to 4 rows; for the scalar family the panel width is the column count itself.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void ScalarKernel(int rows, int cols, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
+    private static unsafe void ScalarKernel(int rows, int cols, int kc, float* a, nint sa, float* b, nint bs, float* c, nint ldc, bool add)
     {
         float* acc = stackalloc float[16];
         new Span<float>(acc, 16).Clear();
@@ -714,7 +952,7 @@ public static class Gemm
                     accRow[j] += ar * b[j];
                 }
             }
-            a += 4;
+            a += sa;
             b += bs;
         }
         for (int r = 0; r < rows; r++)
@@ -792,13 +1030,39 @@ public static class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void PackB(KernelKind kind, in Config cfg, float* dst, float* b, nint rsb, nint csb, int kc, int nc)
+    private static unsafe void PackB(KernelKind kind, int nr, int vw, float* dst, float* b, nint rsb, nint csb, int kc, int nc)
     {
         bool vec = kind != KernelKind.Scalar;
-        for (int j0 = 0; j0 < nc; j0 += cfg.NR)
+        int whole = nc - (nc % nr);
+        if (vec && csb == 1 && nr % 8 == 0 && whole > 0)
         {
-            int cols = Math.Min(cfg.NR, nc - j0);
-            int width = RoundUp(cols, cfg.VW);
+            // Row-major B: copy each k row across every whole panel in one sequential sweep (the hardware prefetcher
+            // follows one stream per row far better than 48-float snippets from hundreds of rows 4 KiB apart).
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = b + (p * rsb);
+                float* d = dst + (p * nr);
+                for (int j0 = 0; j0 < whole; j0 += nr)
+                {
+                    float* dp = d + ((nint)j0 * kc);
+                    for (int j = 0; j < nr; j += 8)
+                    {
+                        Vector256.Store(Vector256.Load(s + j0 + j), dp + j);
+                    }
+                }
+            }
+            if (whole == nc)
+            {
+                return;
+            }
+            dst += (nint)whole * kc;
+            b += whole;
+            nc -= whole;
+        }
+        for (int j0 = 0; j0 < nc; j0 += nr)
+        {
+            int cols = Math.Min(nr, nc - j0);
+            int width = RoundUp(cols, vw);
             float* src = b + (j0 * csb);
             float* d = dst + ((nint)j0 * kc);
             int p = 0;
@@ -817,13 +1081,17 @@ public static class Gemm
             else if (vec && rsb == 1 && cols == width && width % 8 == 0 && Avx.IsSupported)
             {
                 // Bᵀ stored row-major: eight of its rows (B's columns) at a time turn into k-steps by transposition.
-                for (; p <= kc - 8; p += 8)
+                // Each strip of eight rows is finished before the next: with a power-of-two row stride, walking all
+                // of the panel's rows at once would map them to one L1 set and refetch every line.
+                int p8 = kc & ~7;
+                for (int j = 0; j < width; j += 8)
                 {
-                    for (int j = 0; j < width; j += 8)
+                    for (int q = 0; q < p8; q += 8)
                     {
-                        Transpose8x8(src + (j * csb) + p, csb, d + (p * width) + j, width);
+                        Transpose8x8(src + (j * csb) + q, csb, d + (q * width) + j, width);
                     }
                 }
+                p = p8;
             }
             for (; p < kc; p++)
             {
@@ -907,22 +1175,29 @@ public static class Gemm
             CopyToRows(p.B, p.Csb, p.Rsb, n, k, b);
             ldb = k;
         }
-        for (int i = 0; i < m; i += 4)
+        // Sixteen accumulators per tile, shaped so that a one- or two-wide dimension does not leave most idle.
+        int tr = 4, ts = 4;
+        if (kind == KernelKind.Vector512)
         {
-            int rows = Math.Min(4, m - i);
-            for (int j = 0; j < n; j += 4)
+            (tr, ts) = n <= 1 ? (16, 1) : n <= 2 ? (8, 2) : m <= 1 ? (1, 16) : m <= 2 ? (2, 8) : (4, 4);
+        }
+        for (int i = 0; i < m; i += tr)
+        {
+            int rows = Math.Min(tr, m - i);
+            for (int j = 0; j < n; j += ts)
             {
-                int cols = Math.Min(4, n - j);
+                int cols = Math.Min(ts, n - j);
                 float* ai = a + (i * lda);
                 float* bj = b + (j * ldb);
                 float* cij = p.C + (i * p.Rsc) + (j * p.Csc);
-                if (kind == KernelKind.Vector512)
+                switch (kind == KernelKind.Vector512 ? tr : 0)
                 {
-                    Dot512(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate);
-                }
-                else
-                {
-                    Dot256(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate);
+                    case 16: Dot512x16x1(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
+                    case 8: Dot512x8x2(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
+                    case 4: Dot512x4x4(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
+                    case 2: Dot512x2x8(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
+                    case 1: Dot512x1x16(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
+                    default: Dot256x4x4(rows, cols, k, ai, lda, bj, ldb, cij, p.Rsc, p.Csc, p.Accumulate); break;
                 }
             }
         }
@@ -942,9 +1217,9 @@ public static class Gemm
         }
     }
 
-    // Adds the k tail the vector loop left over, then writes the tile.
+    // Adds the k tail the vector loop left over, then writes the tile (Dot256; accumulator q = r·tileCols + s is sums[q]).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void DotFinish(int rows, int cols, int k, int p0, float* a, nint lda, float* b, nint ldb, float* sums, float* c, nint rsc, nint csc, bool add)
+    private static unsafe void DotFinish(int rows, int cols, int tileCols, int k, int p0, float* a, nint lda, float* b, nint ldb, float* sums, float* c, nint rsc, nint csc, bool add)
     {
         for (int r = 0; r < rows; r++)
         {
@@ -952,16 +1227,38 @@ public static class Gemm
             for (int s = 0; s < cols; s++)
             {
                 float* bs = b + (s * ldb);
-                float sum = sums[(r * 4) + s];
+                float sum = sums[(r * tileCols) + s];
                 for (int p = p0; p < k; p++)
                 {
                     sum += ar[p] * bs[p];
                 }
-                float* cp = c + (r * rsc) + (s * csc);
-                *cp = add ? *cp + sum : sum;
+                Emit(c + (r * rsc) + (s * csc), sum, add);
             }
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Emit(float* c, float value, bool add) => *c = add ? *c + value : value;
+
+    // Reduction tree for Dot512. Fold1: 128-bit blocks [x0+x2, x1+x3, y0+y2, y1+y3].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Fold1(Vector512<float> x, Vector512<float> y) =>
+        Avx512F.Shuffle4x128(x, y, 0x44) + Avx512F.Shuffle4x128(x, y, 0xEE);
+
+    // From Fold1 results [X X Y Y] and [U U V V] to blocks [X, Y, U, V], each a 4-lane partial sum.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Fold2(Vector512<float> x, Vector512<float> y) =>
+        Avx512F.Shuffle4x128(x, y, 0x88) + Avx512F.Shuffle4x128(x, y, 0xDD);
+
+    // Within every block: two lanes from x, then two from y.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Fold3(Vector512<float> x, Vector512<float> y) =>
+        Avx512F.UnpackLow(x.AsDouble(), y.AsDouble()).AsSingle() + Avx512F.UnpackHigh(x.AsDouble(), y.AsDouble()).AsSingle();
+
+    // Within every block: the totals of x's two pairs, then of y's.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Fold4(Vector512<float> x, Vector512<float> y) =>
+        Avx512F.Shuffle(x, y, 0x88) + Avx512F.Shuffle(x, y, 0xDD);
 
     // ---------------------------------------------------------------------------------------------------------
     // Per-thread packing buffers. A thread takes its buffers out of the slot while it uses them, so a nested call
@@ -1022,987 +1319,4 @@ public static class Gemm
 
     private static int RoundUp(int x, int y) => CeilDiv(x, y) * y;
 
-    // ---- generated kernels begin ----
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Full512x1(int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c10 = default, c20 = default, c30 = default, c40 = default, c50 = default;
-        Vector512<float> c60 = default, c70 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            ar = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-            ar = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-            ar = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-            ar = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-            ar = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-            ar = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-            ar = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        c += ldc;
-        Put512(c + 0, c10, add);
-        c += ldc;
-        Put512(c + 0, c20, add);
-        c += ldc;
-        Put512(c + 0, c30, add);
-        c += ldc;
-        Put512(c + 0, c40, add);
-        c += ldc;
-        Put512(c + 0, c50, add);
-        c += ldc;
-        Put512(c + 0, c60, add);
-        c += ldc;
-        Put512(c + 0, c70, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Full512x2(int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(ar, b1, c01);
-            ar = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(ar, b1, c11);
-            ar = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(ar, b1, c21);
-            ar = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(ar, b1, c31);
-            ar = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(ar, b1, c41);
-            ar = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(ar, b1, c51);
-            ar = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(ar, b1, c61);
-            ar = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(ar, b1, c71);
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        Put512(c + 16, c01, add);
-        c += ldc;
-        Put512(c + 0, c10, add);
-        Put512(c + 16, c11, add);
-        c += ldc;
-        Put512(c + 0, c20, add);
-        Put512(c + 16, c21, add);
-        c += ldc;
-        Put512(c + 0, c30, add);
-        Put512(c + 16, c31, add);
-        c += ldc;
-        Put512(c + 0, c40, add);
-        Put512(c + 16, c41, add);
-        c += ldc;
-        Put512(c + 0, c50, add);
-        Put512(c + 16, c51, add);
-        c += ldc;
-        Put512(c + 0, c60, add);
-        Put512(c + 16, c61, add);
-        c += ldc;
-        Put512(c + 0, c70, add);
-        Put512(c + 16, c71, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Full512x3(int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
-        Vector512<float> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
-        Vector512<float> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> b2 = Vector512.Load(b + 32);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(ar, b1, c01);
-            c02 = Vector512.FusedMultiplyAdd(ar, b2, c02);
-            ar = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(ar, b1, c11);
-            c12 = Vector512.FusedMultiplyAdd(ar, b2, c12);
-            ar = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(ar, b1, c21);
-            c22 = Vector512.FusedMultiplyAdd(ar, b2, c22);
-            ar = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(ar, b1, c31);
-            c32 = Vector512.FusedMultiplyAdd(ar, b2, c32);
-            ar = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(ar, b1, c41);
-            c42 = Vector512.FusedMultiplyAdd(ar, b2, c42);
-            ar = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(ar, b1, c51);
-            c52 = Vector512.FusedMultiplyAdd(ar, b2, c52);
-            ar = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(ar, b1, c61);
-            c62 = Vector512.FusedMultiplyAdd(ar, b2, c62);
-            ar = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(ar, b1, c71);
-            c72 = Vector512.FusedMultiplyAdd(ar, b2, c72);
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        Put512(c + 16, c01, add);
-        Put512(c + 32, c02, add);
-        c += ldc;
-        Put512(c + 0, c10, add);
-        Put512(c + 16, c11, add);
-        Put512(c + 32, c12, add);
-        c += ldc;
-        Put512(c + 0, c20, add);
-        Put512(c + 16, c21, add);
-        Put512(c + 32, c22, add);
-        c += ldc;
-        Put512(c + 0, c30, add);
-        Put512(c + 16, c31, add);
-        Put512(c + 32, c32, add);
-        c += ldc;
-        Put512(c + 0, c40, add);
-        Put512(c + 16, c41, add);
-        Put512(c + 32, c42, add);
-        c += ldc;
-        Put512(c + 0, c50, add);
-        Put512(c + 16, c51, add);
-        Put512(c + 32, c52, add);
-        c += ldc;
-        Put512(c + 0, c60, add);
-        Put512(c + 16, c61, add);
-        Put512(c + 32, c62, add);
-        c += ldc;
-        Put512(c + 0, c70, add);
-        Put512(c + 16, c71, add);
-        Put512(c + 32, c72, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Edge512x1(int rows, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c10 = default, c20 = default, c30 = default, c40 = default, c50 = default;
-        Vector512<float> c60 = default, c70 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            if (rows > 1)
-            {
-                ar = Vector512.Create(a[1]);
-                c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-            }
-            if (rows > 2)
-            {
-                ar = Vector512.Create(a[2]);
-                c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-            }
-            if (rows > 3)
-            {
-                ar = Vector512.Create(a[3]);
-                c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-            }
-            if (rows > 4)
-            {
-                ar = Vector512.Create(a[4]);
-                c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-            }
-            if (rows > 5)
-            {
-                ar = Vector512.Create(a[5]);
-                c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-            }
-            if (rows > 6)
-            {
-                ar = Vector512.Create(a[6]);
-                c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-            }
-            if (rows > 7)
-            {
-                ar = Vector512.Create(a[7]);
-                c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-            }
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        c += ldc;
-        if (rows <= 1)
-        {
-            return;
-        }
-        Put512(c + 0, c10, add);
-        c += ldc;
-        if (rows <= 2)
-        {
-            return;
-        }
-        Put512(c + 0, c20, add);
-        c += ldc;
-        if (rows <= 3)
-        {
-            return;
-        }
-        Put512(c + 0, c30, add);
-        c += ldc;
-        if (rows <= 4)
-        {
-            return;
-        }
-        Put512(c + 0, c40, add);
-        c += ldc;
-        if (rows <= 5)
-        {
-            return;
-        }
-        Put512(c + 0, c50, add);
-        c += ldc;
-        if (rows <= 6)
-        {
-            return;
-        }
-        Put512(c + 0, c60, add);
-        c += ldc;
-        if (rows <= 7)
-        {
-            return;
-        }
-        Put512(c + 0, c70, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Edge512x2(int rows, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(ar, b1, c01);
-            if (rows > 1)
-            {
-                ar = Vector512.Create(a[1]);
-                c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-                c11 = Vector512.FusedMultiplyAdd(ar, b1, c11);
-            }
-            if (rows > 2)
-            {
-                ar = Vector512.Create(a[2]);
-                c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-                c21 = Vector512.FusedMultiplyAdd(ar, b1, c21);
-            }
-            if (rows > 3)
-            {
-                ar = Vector512.Create(a[3]);
-                c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-                c31 = Vector512.FusedMultiplyAdd(ar, b1, c31);
-            }
-            if (rows > 4)
-            {
-                ar = Vector512.Create(a[4]);
-                c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-                c41 = Vector512.FusedMultiplyAdd(ar, b1, c41);
-            }
-            if (rows > 5)
-            {
-                ar = Vector512.Create(a[5]);
-                c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-                c51 = Vector512.FusedMultiplyAdd(ar, b1, c51);
-            }
-            if (rows > 6)
-            {
-                ar = Vector512.Create(a[6]);
-                c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-                c61 = Vector512.FusedMultiplyAdd(ar, b1, c61);
-            }
-            if (rows > 7)
-            {
-                ar = Vector512.Create(a[7]);
-                c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-                c71 = Vector512.FusedMultiplyAdd(ar, b1, c71);
-            }
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        Put512(c + 16, c01, add);
-        c += ldc;
-        if (rows <= 1)
-        {
-            return;
-        }
-        Put512(c + 0, c10, add);
-        Put512(c + 16, c11, add);
-        c += ldc;
-        if (rows <= 2)
-        {
-            return;
-        }
-        Put512(c + 0, c20, add);
-        Put512(c + 16, c21, add);
-        c += ldc;
-        if (rows <= 3)
-        {
-            return;
-        }
-        Put512(c + 0, c30, add);
-        Put512(c + 16, c31, add);
-        c += ldc;
-        if (rows <= 4)
-        {
-            return;
-        }
-        Put512(c + 0, c40, add);
-        Put512(c + 16, c41, add);
-        c += ldc;
-        if (rows <= 5)
-        {
-            return;
-        }
-        Put512(c + 0, c50, add);
-        Put512(c + 16, c51, add);
-        c += ldc;
-        if (rows <= 6)
-        {
-            return;
-        }
-        Put512(c + 0, c60, add);
-        Put512(c + 16, c61, add);
-        c += ldc;
-        if (rows <= 7)
-        {
-            return;
-        }
-        Put512(c + 0, c70, add);
-        Put512(c + 16, c71, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Edge512x3(int rows, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
-        Vector512<float> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
-        Vector512<float> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b + 0);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> b2 = Vector512.Load(b + 32);
-            Vector512<float> ar = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(ar, b1, c01);
-            c02 = Vector512.FusedMultiplyAdd(ar, b2, c02);
-            if (rows > 1)
-            {
-                ar = Vector512.Create(a[1]);
-                c10 = Vector512.FusedMultiplyAdd(ar, b0, c10);
-                c11 = Vector512.FusedMultiplyAdd(ar, b1, c11);
-                c12 = Vector512.FusedMultiplyAdd(ar, b2, c12);
-            }
-            if (rows > 2)
-            {
-                ar = Vector512.Create(a[2]);
-                c20 = Vector512.FusedMultiplyAdd(ar, b0, c20);
-                c21 = Vector512.FusedMultiplyAdd(ar, b1, c21);
-                c22 = Vector512.FusedMultiplyAdd(ar, b2, c22);
-            }
-            if (rows > 3)
-            {
-                ar = Vector512.Create(a[3]);
-                c30 = Vector512.FusedMultiplyAdd(ar, b0, c30);
-                c31 = Vector512.FusedMultiplyAdd(ar, b1, c31);
-                c32 = Vector512.FusedMultiplyAdd(ar, b2, c32);
-            }
-            if (rows > 4)
-            {
-                ar = Vector512.Create(a[4]);
-                c40 = Vector512.FusedMultiplyAdd(ar, b0, c40);
-                c41 = Vector512.FusedMultiplyAdd(ar, b1, c41);
-                c42 = Vector512.FusedMultiplyAdd(ar, b2, c42);
-            }
-            if (rows > 5)
-            {
-                ar = Vector512.Create(a[5]);
-                c50 = Vector512.FusedMultiplyAdd(ar, b0, c50);
-                c51 = Vector512.FusedMultiplyAdd(ar, b1, c51);
-                c52 = Vector512.FusedMultiplyAdd(ar, b2, c52);
-            }
-            if (rows > 6)
-            {
-                ar = Vector512.Create(a[6]);
-                c60 = Vector512.FusedMultiplyAdd(ar, b0, c60);
-                c61 = Vector512.FusedMultiplyAdd(ar, b1, c61);
-                c62 = Vector512.FusedMultiplyAdd(ar, b2, c62);
-            }
-            if (rows > 7)
-            {
-                ar = Vector512.Create(a[7]);
-                c70 = Vector512.FusedMultiplyAdd(ar, b0, c70);
-                c71 = Vector512.FusedMultiplyAdd(ar, b1, c71);
-                c72 = Vector512.FusedMultiplyAdd(ar, b2, c72);
-            }
-            a += 8;
-            b += bs;
-        }
-        Put512(c + 0, c00, add);
-        Put512(c + 16, c01, add);
-        Put512(c + 32, c02, add);
-        c += ldc;
-        if (rows <= 1)
-        {
-            return;
-        }
-        Put512(c + 0, c10, add);
-        Put512(c + 16, c11, add);
-        Put512(c + 32, c12, add);
-        c += ldc;
-        if (rows <= 2)
-        {
-            return;
-        }
-        Put512(c + 0, c20, add);
-        Put512(c + 16, c21, add);
-        Put512(c + 32, c22, add);
-        c += ldc;
-        if (rows <= 3)
-        {
-            return;
-        }
-        Put512(c + 0, c30, add);
-        Put512(c + 16, c31, add);
-        Put512(c + 32, c32, add);
-        c += ldc;
-        if (rows <= 4)
-        {
-            return;
-        }
-        Put512(c + 0, c40, add);
-        Put512(c + 16, c41, add);
-        Put512(c + 32, c42, add);
-        c += ldc;
-        if (rows <= 5)
-        {
-            return;
-        }
-        Put512(c + 0, c50, add);
-        Put512(c + 16, c51, add);
-        Put512(c + 32, c52, add);
-        c += ldc;
-        if (rows <= 6)
-        {
-            return;
-        }
-        Put512(c + 0, c60, add);
-        Put512(c + 16, c61, add);
-        Put512(c + 32, c62, add);
-        c += ldc;
-        if (rows <= 7)
-        {
-            return;
-        }
-        Put512(c + 0, c70, add);
-        Put512(c + 16, c71, add);
-        Put512(c + 32, c72, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Full256x1(int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector256<float> c00 = default, c10 = default, c20 = default, c30 = default, c40 = default, c50 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Vector256.Load(b + 0);
-            Vector256<float> ar = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(ar, b0, c00);
-            ar = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(ar, b0, c10);
-            ar = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(ar, b0, c20);
-            ar = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(ar, b0, c30);
-            ar = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(ar, b0, c40);
-            ar = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(ar, b0, c50);
-            a += 6;
-            b += bs;
-        }
-        Put256(c + 0, c00, add);
-        c += ldc;
-        Put256(c + 0, c10, add);
-        c += ldc;
-        Put256(c + 0, c20, add);
-        c += ldc;
-        Put256(c + 0, c30, add);
-        c += ldc;
-        Put256(c + 0, c40, add);
-        c += ldc;
-        Put256(c + 0, c50, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Full256x2(int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Vector256.Load(b + 0);
-            Vector256<float> b1 = Vector256.Load(b + 8);
-            Vector256<float> ar = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(ar, b1, c01);
-            ar = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(ar, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(ar, b1, c11);
-            ar = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(ar, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(ar, b1, c21);
-            ar = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(ar, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(ar, b1, c31);
-            ar = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(ar, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(ar, b1, c41);
-            ar = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(ar, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(ar, b1, c51);
-            a += 6;
-            b += bs;
-        }
-        Put256(c + 0, c00, add);
-        Put256(c + 8, c01, add);
-        c += ldc;
-        Put256(c + 0, c10, add);
-        Put256(c + 8, c11, add);
-        c += ldc;
-        Put256(c + 0, c20, add);
-        Put256(c + 8, c21, add);
-        c += ldc;
-        Put256(c + 0, c30, add);
-        Put256(c + 8, c31, add);
-        c += ldc;
-        Put256(c + 0, c40, add);
-        Put256(c + 8, c41, add);
-        c += ldc;
-        Put256(c + 0, c50, add);
-        Put256(c + 8, c51, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Edge256x1(int rows, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector256<float> c00 = default, c10 = default, c20 = default, c30 = default, c40 = default, c50 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Vector256.Load(b + 0);
-            Vector256<float> ar = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(ar, b0, c00);
-            if (rows > 1)
-            {
-                ar = Vector256.Create(a[1]);
-                c10 = Vector256.FusedMultiplyAdd(ar, b0, c10);
-            }
-            if (rows > 2)
-            {
-                ar = Vector256.Create(a[2]);
-                c20 = Vector256.FusedMultiplyAdd(ar, b0, c20);
-            }
-            if (rows > 3)
-            {
-                ar = Vector256.Create(a[3]);
-                c30 = Vector256.FusedMultiplyAdd(ar, b0, c30);
-            }
-            if (rows > 4)
-            {
-                ar = Vector256.Create(a[4]);
-                c40 = Vector256.FusedMultiplyAdd(ar, b0, c40);
-            }
-            if (rows > 5)
-            {
-                ar = Vector256.Create(a[5]);
-                c50 = Vector256.FusedMultiplyAdd(ar, b0, c50);
-            }
-            a += 6;
-            b += bs;
-        }
-        Put256(c + 0, c00, add);
-        c += ldc;
-        if (rows <= 1)
-        {
-            return;
-        }
-        Put256(c + 0, c10, add);
-        c += ldc;
-        if (rows <= 2)
-        {
-            return;
-        }
-        Put256(c + 0, c20, add);
-        c += ldc;
-        if (rows <= 3)
-        {
-            return;
-        }
-        Put256(c + 0, c30, add);
-        c += ldc;
-        if (rows <= 4)
-        {
-            return;
-        }
-        Put256(c + 0, c40, add);
-        c += ldc;
-        if (rows <= 5)
-        {
-            return;
-        }
-        Put256(c + 0, c50, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Edge256x2(int rows, int kc, float* a, float* b, nint bs, float* c, nint ldc, bool add)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Vector256.Load(b + 0);
-            Vector256<float> b1 = Vector256.Load(b + 8);
-            Vector256<float> ar = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(ar, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(ar, b1, c01);
-            if (rows > 1)
-            {
-                ar = Vector256.Create(a[1]);
-                c10 = Vector256.FusedMultiplyAdd(ar, b0, c10);
-                c11 = Vector256.FusedMultiplyAdd(ar, b1, c11);
-            }
-            if (rows > 2)
-            {
-                ar = Vector256.Create(a[2]);
-                c20 = Vector256.FusedMultiplyAdd(ar, b0, c20);
-                c21 = Vector256.FusedMultiplyAdd(ar, b1, c21);
-            }
-            if (rows > 3)
-            {
-                ar = Vector256.Create(a[3]);
-                c30 = Vector256.FusedMultiplyAdd(ar, b0, c30);
-                c31 = Vector256.FusedMultiplyAdd(ar, b1, c31);
-            }
-            if (rows > 4)
-            {
-                ar = Vector256.Create(a[4]);
-                c40 = Vector256.FusedMultiplyAdd(ar, b0, c40);
-                c41 = Vector256.FusedMultiplyAdd(ar, b1, c41);
-            }
-            if (rows > 5)
-            {
-                ar = Vector256.Create(a[5]);
-                c50 = Vector256.FusedMultiplyAdd(ar, b0, c50);
-                c51 = Vector256.FusedMultiplyAdd(ar, b1, c51);
-            }
-            a += 6;
-            b += bs;
-        }
-        Put256(c + 0, c00, add);
-        Put256(c + 8, c01, add);
-        c += ldc;
-        if (rows <= 1)
-        {
-            return;
-        }
-        Put256(c + 0, c10, add);
-        Put256(c + 8, c11, add);
-        c += ldc;
-        if (rows <= 2)
-        {
-            return;
-        }
-        Put256(c + 0, c20, add);
-        Put256(c + 8, c21, add);
-        c += ldc;
-        if (rows <= 3)
-        {
-            return;
-        }
-        Put256(c + 0, c30, add);
-        Put256(c + 8, c31, add);
-        c += ldc;
-        if (rows <= 4)
-        {
-            return;
-        }
-        Put256(c + 0, c40, add);
-        Put256(c + 8, c41, add);
-        c += ldc;
-        if (rows <= 5)
-        {
-            return;
-        }
-        Put256(c + 0, c50, add);
-        Put256(c + 8, c51, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Dot512(int rows, int cols, int k, float* a, nint lda, float* b, nint ldb, float* c, nint rsc, nint csc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
-        Vector512<float> a1 = default, a2 = default, a3 = default;
-        float* a1p = a + lda, a2p = a1p + lda, a3p = a2p + lda;
-        float* b1p = b + ldb, b2p = b1p + ldb, b3p = b2p + ldb;
-        int p = 0;
-        for (; p <= k - 16; p += 16)
-        {
-            Vector512<float> a0 = Vector512.Load(a + p);
-            if (rows > 1)
-            {
-                a1 = Vector512.Load(a1p + p);
-            }
-            if (rows > 2)
-            {
-                a2 = Vector512.Load(a2p + p);
-            }
-            if (rows > 3)
-            {
-                a3 = Vector512.Load(a3p + p);
-            }
-            Vector512<float> bv0 = Vector512.Load(b + p);
-            c00 = Vector512.FusedMultiplyAdd(a0, bv0, c00);
-            if (rows > 1)
-            {
-                c10 = Vector512.FusedMultiplyAdd(a1, bv0, c10);
-            }
-            if (rows > 2)
-            {
-                c20 = Vector512.FusedMultiplyAdd(a2, bv0, c20);
-            }
-            if (rows > 3)
-            {
-                c30 = Vector512.FusedMultiplyAdd(a3, bv0, c30);
-            }
-            if (cols > 1)
-            {
-                Vector512<float> bv1 = Vector512.Load(b1p + p);
-                c01 = Vector512.FusedMultiplyAdd(a0, bv1, c01);
-                if (rows > 1)
-                {
-                    c11 = Vector512.FusedMultiplyAdd(a1, bv1, c11);
-                }
-                if (rows > 2)
-                {
-                    c21 = Vector512.FusedMultiplyAdd(a2, bv1, c21);
-                }
-                if (rows > 3)
-                {
-                    c31 = Vector512.FusedMultiplyAdd(a3, bv1, c31);
-                }
-            }
-            if (cols > 2)
-            {
-                Vector512<float> bv2 = Vector512.Load(b2p + p);
-                c02 = Vector512.FusedMultiplyAdd(a0, bv2, c02);
-                if (rows > 1)
-                {
-                    c12 = Vector512.FusedMultiplyAdd(a1, bv2, c12);
-                }
-                if (rows > 2)
-                {
-                    c22 = Vector512.FusedMultiplyAdd(a2, bv2, c22);
-                }
-                if (rows > 3)
-                {
-                    c32 = Vector512.FusedMultiplyAdd(a3, bv2, c32);
-                }
-            }
-            if (cols > 3)
-            {
-                Vector512<float> bv3 = Vector512.Load(b3p + p);
-                c03 = Vector512.FusedMultiplyAdd(a0, bv3, c03);
-                if (rows > 1)
-                {
-                    c13 = Vector512.FusedMultiplyAdd(a1, bv3, c13);
-                }
-                if (rows > 2)
-                {
-                    c23 = Vector512.FusedMultiplyAdd(a2, bv3, c23);
-                }
-                if (rows > 3)
-                {
-                    c33 = Vector512.FusedMultiplyAdd(a3, bv3, c33);
-                }
-            }
-        }
-        float* sums = stackalloc float[16];
-        sums[0] = Vector512.Sum(c00);
-        sums[1] = Vector512.Sum(c01);
-        sums[2] = Vector512.Sum(c02);
-        sums[3] = Vector512.Sum(c03);
-        sums[4] = Vector512.Sum(c10);
-        sums[5] = Vector512.Sum(c11);
-        sums[6] = Vector512.Sum(c12);
-        sums[7] = Vector512.Sum(c13);
-        sums[8] = Vector512.Sum(c20);
-        sums[9] = Vector512.Sum(c21);
-        sums[10] = Vector512.Sum(c22);
-        sums[11] = Vector512.Sum(c23);
-        sums[12] = Vector512.Sum(c30);
-        sums[13] = Vector512.Sum(c31);
-        sums[14] = Vector512.Sum(c32);
-        sums[15] = Vector512.Sum(c33);
-        DotFinish(rows, cols, k, p, a, lda, b, ldb, sums, c, rsc, csc, add);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Dot256(int rows, int cols, int k, float* a, nint lda, float* b, nint ldb, float* c, nint rsc, nint csc, bool add)
-    {
-        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector256<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector256<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector256<float> c30 = default, c31 = default, c32 = default, c33 = default;
-        Vector256<float> a1 = default, a2 = default, a3 = default;
-        float* a1p = a + lda, a2p = a1p + lda, a3p = a2p + lda;
-        float* b1p = b + ldb, b2p = b1p + ldb, b3p = b2p + ldb;
-        int p = 0;
-        for (; p <= k - 8; p += 8)
-        {
-            Vector256<float> a0 = Vector256.Load(a + p);
-            if (rows > 1)
-            {
-                a1 = Vector256.Load(a1p + p);
-            }
-            if (rows > 2)
-            {
-                a2 = Vector256.Load(a2p + p);
-            }
-            if (rows > 3)
-            {
-                a3 = Vector256.Load(a3p + p);
-            }
-            Vector256<float> bv0 = Vector256.Load(b + p);
-            c00 = Vector256.FusedMultiplyAdd(a0, bv0, c00);
-            if (rows > 1)
-            {
-                c10 = Vector256.FusedMultiplyAdd(a1, bv0, c10);
-            }
-            if (rows > 2)
-            {
-                c20 = Vector256.FusedMultiplyAdd(a2, bv0, c20);
-            }
-            if (rows > 3)
-            {
-                c30 = Vector256.FusedMultiplyAdd(a3, bv0, c30);
-            }
-            if (cols > 1)
-            {
-                Vector256<float> bv1 = Vector256.Load(b1p + p);
-                c01 = Vector256.FusedMultiplyAdd(a0, bv1, c01);
-                if (rows > 1)
-                {
-                    c11 = Vector256.FusedMultiplyAdd(a1, bv1, c11);
-                }
-                if (rows > 2)
-                {
-                    c21 = Vector256.FusedMultiplyAdd(a2, bv1, c21);
-                }
-                if (rows > 3)
-                {
-                    c31 = Vector256.FusedMultiplyAdd(a3, bv1, c31);
-                }
-            }
-            if (cols > 2)
-            {
-                Vector256<float> bv2 = Vector256.Load(b2p + p);
-                c02 = Vector256.FusedMultiplyAdd(a0, bv2, c02);
-                if (rows > 1)
-                {
-                    c12 = Vector256.FusedMultiplyAdd(a1, bv2, c12);
-                }
-                if (rows > 2)
-                {
-                    c22 = Vector256.FusedMultiplyAdd(a2, bv2, c22);
-                }
-                if (rows > 3)
-                {
-                    c32 = Vector256.FusedMultiplyAdd(a3, bv2, c32);
-                }
-            }
-            if (cols > 3)
-            {
-                Vector256<float> bv3 = Vector256.Load(b3p + p);
-                c03 = Vector256.FusedMultiplyAdd(a0, bv3, c03);
-                if (rows > 1)
-                {
-                    c13 = Vector256.FusedMultiplyAdd(a1, bv3, c13);
-                }
-                if (rows > 2)
-                {
-                    c23 = Vector256.FusedMultiplyAdd(a2, bv3, c23);
-                }
-                if (rows > 3)
-                {
-                    c33 = Vector256.FusedMultiplyAdd(a3, bv3, c33);
-                }
-            }
-        }
-        float* sums = stackalloc float[16];
-        sums[0] = Vector256.Sum(c00);
-        sums[1] = Vector256.Sum(c01);
-        sums[2] = Vector256.Sum(c02);
-        sums[3] = Vector256.Sum(c03);
-        sums[4] = Vector256.Sum(c10);
-        sums[5] = Vector256.Sum(c11);
-        sums[6] = Vector256.Sum(c12);
-        sums[7] = Vector256.Sum(c13);
-        sums[8] = Vector256.Sum(c20);
-        sums[9] = Vector256.Sum(c21);
-        sums[10] = Vector256.Sum(c22);
-        sums[11] = Vector256.Sum(c23);
-        sums[12] = Vector256.Sum(c30);
-        sums[13] = Vector256.Sum(c31);
-        sums[14] = Vector256.Sum(c32);
-        sums[15] = Vector256.Sum(c33);
-        DotFinish(rows, cols, k, p, a, lda, b, ldb, sums, c, rsc, csc, add);
-    }
-
-    // ---- generated kernels end ----
 }
