@@ -201,7 +201,7 @@ internal static unsafe class GemmBench
     // Peak: every thread runs independent FMA chains (more chains than latency × throughput needs) for a fixed
     // time; the best of three rounds is reported.
 
-    private static double MeasurePeak(int threads)
+    internal static double MeasurePeak(int threads)
     {
         double best = 0;
         for (int round = 0; round < 3; round++)

@@ -9,6 +9,7 @@ public static class Program
     private static readonly Dictionary<string, (string Summary, Func<string[], int> Run)> Commands = new(StringComparer.OrdinalIgnoreCase)
     {
         ["gemm"] = ("CPU SGEMM throughput against the measured FMA peak and OpenBLAS", GemmBench.Run),
+        ["step"] = ("Training-step time of the spirals example model against the measured FMA peak", StepBench.Run),
     };
 
     public static int Main(string[] args)

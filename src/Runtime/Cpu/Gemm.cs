@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using System.Threading.Tasks;
 
 namespace Kiln.Runtime.Cpu;
 
@@ -415,8 +414,7 @@ public static partial class Gemm
         int span = CeilDiv(units, parts) * (splitM ? cfg.MR : cfg.VW);
         parts = CeilDiv(splitM ? p.M : p.N, span);
         Problem whole = p;
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        Parallel.For(0, parts, parallel, part =>
+        KilnParallel.Run(parts, part =>
         {
             int start = part * span;
             Problem sub = splitM ? whole.Rows(start, Math.Min(span, whole.M - start)) : whole.Cols(start, Math.Min(span, whole.N - start));
@@ -457,8 +455,7 @@ public static partial class Gemm
         // Small independent products: one thread each, handed out dynamically.
         Problem first = p;
         Options single = options with { Threads = 1 };
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        Parallel.For(0, batch, parallel, i => Run(At(first, i, strideA, strideB, strideC), single));
+        KilnParallel.Run(batch, i => Run(At(first, i, strideA, strideB, strideC), single));
     }
 
     private static unsafe Problem At(in Problem p, int i, long strideA, long strideB, long strideC)
