@@ -80,10 +80,8 @@ internal static class ProgramEmitter
         w.Close();
         w.Line();
 
+        // Kernel methods are written at column 0 and re-indented when copied into the program class.
         var kernels = new CodeWriter();
-        kernels.Indent().Indent();
-        if (spec.Namespace.Length > 0) kernels.Indent();
-        foreach (var _ in spec.ContainingTypes) kernels.Indent();
         EmitRun(w, kernels, cm.Train, names, "TrainStep", "float", "global::Kiln.Runtime.Batch batch, global::Kiln.Runtime.StepContext ctx", "Tr");
         EmitRun(w, kernels, cm.Eval, names, "EvalLoss", "float", "global::Kiln.Runtime.Batch batch", "Ev");
         if (cm.Predict is not null)

@@ -27,6 +27,7 @@ internal sealed class ModelParser
     private readonly List<DiagnosticInfo> _diags = new();
     private readonly Dictionary<string, ModuleSpec?> _modules = new(StringComparer.Ordinal);
     private readonly List<string> _moduleOrder = new();
+    private bool _unusable;
 
     private ModelParser(Compilation compilation, CancellationToken ct) { _compilation = compilation; _ct = ct; }
 
@@ -72,9 +73,9 @@ internal sealed class ModelParser
             _moduleOrder.Select(n => _modules[n]).Where(m => m is not null).Select(m => m!).ToEquatableArray(),
             loss,
             LocOf(type));
-        // Declaration problems (no loss, several losses, wrong return type) are reported by the analyzer.
-        bool usable = loss is not null && !_diags.Any(d => d.Id.StartsWith("KILN0", StringComparison.Ordinal) && d.Id != "KILN0013");
-        return new ParseResult(loss is null ? null : spec, _diags.ToEquatableArray());
+        // Declaration problems (no loss, several losses, wrong return type, generic types) are the analyzer's
+        // to report; such a model is simply not compiled.
+        return new ParseResult(loss is null || _unusable ? null : spec, _diags.ToEquatableArray());
     }
 
     private static IEnumerable<string> ContainingChain(INamedTypeSymbol type)
@@ -111,7 +112,8 @@ internal sealed class ModelParser
         _modules[name] = null; // placeholder while parsing (guards re-entry)
         if (type.IsGenericType)
         {
-            _diags.Add(DiagnosticInfo.Create("KILN0003", usedAt, type.Name));
+            // DeclarationAnalyzer reports KILN0003 at the class; the model just cannot be compiled.
+            _unusable = true;
             return;
         }
 
