@@ -114,4 +114,22 @@ public class ProgramBehaviourTests
         Assert.Contains("activation arena: f32[", program.Report);
         Assert.Contains("B*T*dim", program.Report);
     }
+    [Fact]
+    public void A_hyperparameter_that_sizes_no_tensor_may_be_negative()
+    {
+        var asm = GeneratorHarness.Build("""
+            using Kiln;
+            [Model] public partial class Tagger(int classes = 3, int ignore = -100)
+            {
+                Linear fc = new(4, classes);
+                [Loss] public Tensor Loss([Shape("B", "4")] Tensor x, [Shape("B")] Tensor<int> y) => Ops.CrossEntropy(fc.Forward(x), y, ignore);
+            }
+            """);
+        var program = GeneratorHarness.CreateProgram(asm, "Tagger");
+        program.InitParameters(1);
+        float loss = program.EvalLoss(new Batch(("x", TensorData.Float(new float[8], 2, 4)), ("y", TensorData.Int(new[] { 1, -100 }, 2))));
+        Assert.True(float.IsFinite(loss));
+        var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(asm, "Tagger", 0, -100)));
+        Assert.Contains("must be positive", e.Message); // the layer's own check fires first, at construction
+    }
 }

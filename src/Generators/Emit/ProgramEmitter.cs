@@ -119,7 +119,10 @@ internal static class ProgramEmitter
         w.Open($"private static global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> CheckHyperparameters({ctorParams})");
         // Inside this method hyperparameters are parameters, so map symbols to their plain names.
         string HI(string n) => n;
-        foreach (var h in root.Hypers.Where(h => h.Type is "int" or "long"))
+        // Only hyperparameters that size a tensor must be positive; others (an ignore index, an offset) may be anything.
+        var sizing = new HashSet<string>(new[] { cm.Train, cm.Eval, cm.Predict }.Where(g => g is not null)
+            .SelectMany(g => g!.Nodes.SelectMany(n => n.Shape)).SelectMany(d => d.Symbols));
+        foreach (var h in root.Hypers.Where(h => h.Type is "int" or "long" && sizing.Contains(h.Name)))
             w.Line($"if ({h.Name} <= 0) throw new global::System.ArgumentOutOfRangeException({SymbolNames.Str(h.Name)}, {h.Name}, {SymbolNames.Str($"{cm.Spec.Name}: hyperparameter '{h.Name}' must be positive.")});");
         var constraints = cm.Train.Constraints.Concat(cm.Eval.Constraints).Concat(cm.Predict?.Constraints ?? new List<Constraint>())
             .Where(c => IsDataFree(c, names)).Distinct().ToList();
