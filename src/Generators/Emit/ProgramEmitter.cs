@@ -109,6 +109,10 @@ internal static class ProgramEmitter
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> {prop} => _{prop};");
     }
 
+    /// <summary>The interpolated "what was bound" part of a constraint message; constants are not repeated.</summary>
+    private static string Got(Constraint c, string a, string b) =>
+        c.B.IsConst ? $"{c.A} = {{{a}}}" : c.A.IsConst ? $"{c.B} = {{{b}}}" : $"{c.A} = {{{a}}}, {c.B} = {{{b}}}";
+
     private static string Where(SourceRef s) => s.Line > 0 ? $" ({System.IO.Path.GetFileName(s.File)}:{s.Line})" : "";
 
     private static bool IsDataFree(Constraint c, SymbolNames names) => c.A.Symbols.Concat(c.B.Symbols).All(names.IsHyper);
@@ -131,7 +135,7 @@ internal static class ProgramEmitter
             var a = c.A.ToCSharp(HI); var b = c.B.ToCSharp(HI);
             var cond = c.Kind == ConstraintKind.Equal ? $"{a} != {b}" : $"({b}) == 0 || ({a}) % ({b}) != 0";
             var msg = $"{cm.Spec.Name}: {c.Message}{Where(c.Src)}";
-            w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(msg)} + $\" (got {(c.Kind == ConstraintKind.Equal ? $"{c.A} = {{{a}}}, {c.B} = {{{b}}}" : $"{c.A} = {{{a}}}, {c.B} = {{{b}}}")}).\");");
+            w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(msg)} + $\" (got {Got(c, a, b)}).\");");
         }
         w.Line("var __table = new global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo>();");
         w.Line("long __offset = 0;");
@@ -182,7 +186,7 @@ internal static class ProgramEmitter
         {
             var a = names.Sym(c.A); var b = names.Sym(c.B);
             var cond = c.Kind == ConstraintKind.Equal ? $"{a} != {b}" : $"({b}) == 0 || ({a}) % ({b}) != 0";
-            w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(c.Message + Where(c.Src))} + $\" (got {c.A} = {{{a}}}, {c.B} = {{{b}}}).\");");
+            w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(c.Message + Where(c.Src))} + $\" (got {Got(c, a, b)}).\");");
         }
         if (g.Kind != GraphKind.Train) w.Line("var ctx = default(global::Kiln.Runtime.StepContext); _ = ctx;");
         var emitter = new CpuEmitter(g, names, prefix, kernels);
