@@ -121,7 +121,7 @@ public class GoldenTests
         AssertMatchesGolden(name + ".g.cs.txt", generated.SourceText.ToString());
     }
 
-    private static void AssertMatchesGolden(string fileName, string actual)
+    internal static void AssertMatchesGolden(string fileName, string actual)
     {
         actual = Normalize(actual);
         if (Environment.GetEnvironmentVariable(BlessVariable) == "1")

@@ -1,0 +1,74 @@
+namespace Kiln.Generators.Emit;
+
+/// <summary>
+/// The start of every emitted CUDA translation unit. NVRTC compiles it without toolkit headers, so the
+/// math helpers (the same formulas as the runtime's CPU <c>S</c> class, with CUDA's precise built-ins),
+/// the 16-bit float conversions and the launch arithmetic are spelled out here.
+/// </summary>
+internal static class CudaPrelude
+{
+    public const string Text = """
+        // ── Kiln CUDA prelude: self-contained, includes no toolkit headers ──
+        typedef long long kiln_i64;
+        typedef unsigned short kiln_bf16;   // bfloat16 bits
+        typedef unsigned short kiln_f16;    // IEEE half bits
+        #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+        #define KILN_WARP 32
+
+        __device__ __forceinline__ float kiln_Exp(float x) { return expf(x); }
+        __device__ __forceinline__ float kiln_Log(float x) { return logf(x); }
+        __device__ __forceinline__ float kiln_Sqrt(float x) { return sqrtf(x); }
+        __device__ __forceinline__ float kiln_Rsqrt(float x) { return 1.0f / sqrtf(x); }
+        __device__ __forceinline__ float kiln_Abs(float x) { return fabsf(x); }
+        __device__ __forceinline__ float kiln_Sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+        __device__ __forceinline__ float kiln_Relu(float x) { return x > 0.0f ? x : 0.0f; }
+        __device__ __forceinline__ float kiln_Max(float a, float b) { return fmaxf(a, b); }
+        __device__ __forceinline__ float kiln_Min(float a, float b) { return fminf(a, b); }
+        __device__ __forceinline__ float kiln_Greater(float a, float b) { return a > b ? 1.0f : 0.0f; }
+        __device__ __forceinline__ float kiln_Less(float a, float b) { return a < b ? 1.0f : 0.0f; }
+        __device__ __forceinline__ float kiln_Equal(float a, float b) { return a == b ? 1.0f : 0.0f; }
+        __device__ __forceinline__ float kiln_Where(float c, float a, float b) { return c != 0.0f ? a : b; }
+        __device__ __forceinline__ float kiln_Tanh(float x) { return tanhf(x); }
+        __device__ __forceinline__ float kiln_Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+        __device__ __forceinline__ float kiln_Pow(float x, float p) { return powf(x, p); }
+        // GELU, tanh approximation (as the CPU runtime), and its derivative.
+        #define KILN_GELU_K 0.7978845608028654f
+        __device__ __forceinline__ float kiln_Gelu(float x)
+        {
+            return 0.5f * x * (1.0f + tanhf(KILN_GELU_K * (x + 0.044715f * x * x * x)));
+        }
+        __device__ __forceinline__ float kiln_GeluGrad(float x)
+        {
+            float t = tanhf(KILN_GELU_K * (x + 0.044715f * x * x * x));
+            return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * KILN_GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        }
+        __device__ __forceinline__ float kiln_NegInf() { return __int_as_float(0xff800000); }
+
+        // bf16/fp16 storage for mixed precision: round to nearest even, NaN stays NaN.
+        __device__ __forceinline__ float kiln_bf16_to_float(kiln_bf16 h) { return __uint_as_float(((unsigned int)h) << 16); }
+        __device__ __forceinline__ kiln_bf16 kiln_float_to_bf16(float f)
+        {
+            unsigned int u = __float_as_uint(f);
+            if ((u & 0x7fffffffu) > 0x7f800000u) return (kiln_bf16)((u >> 16) | 0x0040u);
+            u += 0x7fffu + ((u >> 16) & 1u);
+            return (kiln_bf16)(u >> 16);
+        }
+        __device__ __forceinline__ float kiln_f16_to_float(kiln_f16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+        __device__ __forceinline__ kiln_f16 kiln_float_to_f16(float f) { kiln_f16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+
+        // Sum and max across the 32 lanes of a warp; every lane ends with the result.
+        __device__ __forceinline__ float kiln_warp_sum(float v)
+        {
+            for (int o = KILN_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            return v;
+        }
+        __device__ __forceinline__ float kiln_warp_max(float v)
+        {
+            for (int o = KILN_WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+            return v;
+        }
+        // Grid-stride loops: over elements (one thread each) and over rows (one warp each).
+        #define KILN_FOR_ELEMENTS(i, n) for (kiln_i64 i = (kiln_i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (kiln_i64)blockDim.x * gridDim.x)
+        #define KILN_FOR_WARPS(w, n) for (kiln_i64 w = ((kiln_i64)blockIdx.x * blockDim.x + threadIdx.x) / KILN_WARP; w < (n); w += ((kiln_i64)blockDim.x * gridDim.x) / KILN_WARP)
+        """;
+}
