@@ -20,15 +20,7 @@ public class CudaEmitterTests
 {
     private static readonly byte[] ElfMagic = { 0x7f, (byte)'E', (byte)'L', (byte)'F' };
 
-    private static string SpiralsSource()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "examples", "Spirals", "SpiralClassifier.cs");
-            if (File.Exists(candidate)) return File.ReadAllText(candidate);
-        }
-        throw new FileNotFoundException($"examples/Spirals/SpiralClassifier.cs not found above {AppContext.BaseDirectory}");
-    }
+    private static string SpiralsSource() => RepoFiles.Read("examples/Spirals/SpiralClassifier.cs");
 
     /// <summary>Every model the CUDA checks cover: the example, the hand-written corpus and the golden models.</summary>
     public static IEnumerable<object[]> Models =>

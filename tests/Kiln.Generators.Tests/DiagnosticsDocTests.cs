@@ -12,15 +12,7 @@ public class DiagnosticsDocTests
 {
     private static readonly Lazy<string> Doc = new(() => File.ReadAllText(FindDoc()).Replace("\r\n", "\n"));
 
-    private static string FindDoc()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "docs", "diagnostics.md");
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new FileNotFoundException($"docs/diagnostics.md not found above {AppContext.BaseDirectory}");
-    }
+    private static string FindDoc() => RepoFiles.Path("docs/diagnostics.md");
 
     /// <summary>Section ID → section text (from its heading to the next one), in document order.</summary>
     private static List<(string Id, string Text)> Sections()

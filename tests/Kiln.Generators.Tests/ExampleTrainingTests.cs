@@ -12,15 +12,7 @@ namespace Kiln.Generators.Tests;
 /// </summary>
 public class ExampleTrainingTests
 {
-    private static string ExampleFile(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "examples", "Spirals", name);
-            if (File.Exists(candidate)) return File.ReadAllText(candidate);
-        }
-        throw new FileNotFoundException($"examples/Spirals/{name} not found above {AppContext.BaseDirectory}");
-    }
+    private static string ExampleFile(string name) => RepoFiles.Read("examples/Spirals/" + name);
 
     [Fact]
     public void Spirals_example_model_trains_to_98_percent_held_out_accuracy()

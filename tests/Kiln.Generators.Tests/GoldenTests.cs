@@ -158,16 +158,8 @@ public class GoldenTests
     /// <summary>tests/Kiln.Generators.Tests/Golden in the source tree, found by walking up from the test assembly.</summary>
     private static string SourceGoldenDirectory()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var project = Path.Combine(dir.FullName, "tests", "Kiln.Generators.Tests");
-            if (File.Exists(Path.Combine(project, "Kiln.Generators.Tests.csproj")))
-            {
-                var golden = Path.Combine(project, "Golden");
-                Directory.CreateDirectory(golden);
-                return golden;
-            }
-        }
-        throw new DirectoryNotFoundException($"Cannot find the repository root above {AppContext.BaseDirectory} to bless golden files.");
+        var golden = RepoFiles.Path("tests/Kiln.Generators.Tests/Golden");
+        Directory.CreateDirectory(golden);
+        return golden;
     }
 }
