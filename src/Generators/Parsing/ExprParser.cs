@@ -203,7 +203,6 @@ internal sealed class ExprParser
         var result = new Expr?[method.Parameters.Length];
         var paramsItems = new List<Expr>();
         int positional = 0;
-        bool expandedParams = false;
         foreach (var a in args)
         {
             int index;
@@ -218,7 +217,7 @@ internal sealed class ExprParser
                 // f(x, 1, 2, 3) or f(x, array): an explicit array passes through.
                 var t = _model.GetTypeInfo(a.Expression, _ct).Type;
                 if (t is IArrayTypeSymbol && args.Count == index + 1) result[index] = Parse(a.Expression);
-                else { paramsItems.Add(Parse(a.Expression)); expandedParams = true; }
+                else paramsItems.Add(Parse(a.Expression));
                 continue;
             }
             result[index] = Parse(a.Expression);
@@ -236,7 +235,6 @@ internal sealed class ExprParser
             }
             else result[i] = new LitExpr(ModelParser.Loc(at), "", 0, "error");
         }
-        _ = expandedParams;
         return result.Select(r => r!).ToEquatableArray();
     }
 }
@@ -276,7 +274,7 @@ internal sealed class StatementParser
             case BlockSyntax b:
                 foreach (var inner in b.Statements) Statement(inner, into);
                 return;
-            case LocalDeclarationStatementSyntax ld when !ld.IsConst || true:
+            case LocalDeclarationStatementSyntax ld:
                 foreach (var v in ld.Declaration.Variables)
                 {
                     if (v.Initializer is null) { Unsupported(s, "A local variable without an initializer ('" + v.Identifier.Text + "')"); continue; }
