@@ -53,8 +53,51 @@ internal static class CudaPrelude
             u += 0x7fffu + ((u >> 16) & 1u);
             return (kiln_bf16)(u >> 16);
         }
+        #ifndef KILN_HOST_EMULATION
         __device__ __forceinline__ float kiln_f16_to_float(kiln_f16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
         __device__ __forceinline__ kiln_f16 kiln_float_to_f16(float f) { kiln_f16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+        #else
+        // The host emulator (tests) has no PTX: the same conversions in integer arithmetic (RNE, NaN stays NaN).
+        __device__ __forceinline__ float kiln_f16_to_float(kiln_f16 h)
+        {
+            unsigned int sign = ((unsigned int)h & 0x8000u) << 16, e = ((unsigned int)h >> 10) & 0x1fu, m = (unsigned int)h & 0x3ffu;
+            if (e == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (m << 13));
+            if (e != 0) return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
+            if (m == 0) return __uint_as_float(sign);
+            float f = (float)m * 5.9604644775390625e-8f; // m · 2^-24
+            return sign ? -f : f;
+        }
+        __device__ __forceinline__ kiln_f16 kiln_float_to_f16(float f)
+        {
+            unsigned int u = __float_as_uint(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+            if (a > 0x7f800000u) return (kiln_f16)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+            if (a >= 0x477ff000u) return (kiln_f16)(sign | 0x7c00u);            // rounds to ±∞
+            if (a < 0x38800000u)                                                 // subnormal or zero in fp16
+            {
+                float s = __uint_as_float(a) * 16777216.0f;                      // exact: scale by 2^24
+                unsigned int q = (unsigned int)s; float r = s - (float)q;
+                if (r > 0.5f || (r == 0.5f && (q & 1u))) q++;
+                return (kiln_f16)(sign | q);
+            }
+            unsigned int mant = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u;
+            return (kiln_f16)(sign | (mant >> 13));
+        }
+        #endif
+
+        // Storage of low-precision tensors, chosen per build variant: bf16, fp16 or fp32 (no reduction).
+        #if defined(KILN_PRECISION_BF16)
+        typedef kiln_bf16 kiln_low;
+        __device__ __forceinline__ float kiln_low_to_float(kiln_low v) { return kiln_bf16_to_float(v); }
+        __device__ __forceinline__ kiln_low kiln_float_to_low(float f) { return kiln_float_to_bf16(f); }
+        #elif defined(KILN_PRECISION_F16)
+        typedef kiln_f16 kiln_low;
+        __device__ __forceinline__ float kiln_low_to_float(kiln_low v) { return kiln_f16_to_float(v); }
+        __device__ __forceinline__ kiln_low kiln_float_to_low(float f) { return kiln_float_to_f16(f); }
+        #else
+        typedef float kiln_low;
+        __device__ __forceinline__ float kiln_low_to_float(kiln_low v) { return v; }
+        __device__ __forceinline__ kiln_low kiln_float_to_low(float f) { return f; }
+        #endif
 
         // Sum and max across the 32 lanes of a warp; every lane ends with the result.
         __device__ __forceinline__ float kiln_warp_sum(float v)
