@@ -36,33 +36,86 @@ public sealed record InputInfo(string Name, ElementType Type, string[] Dims);
 /// <param name="Seed">Run seed.</param>
 /// <param name="Step">Optimizer step (keys dropout masks so resume reproduces them).</param>
 /// <param name="MicroStep">Index of the micro-batch inside a gradient-accumulation group.</param>
-public readonly record struct StepContext(ulong Seed, long Step, int MicroStep);
+/// <param name="LossScale">The seed of the backward pass: the fp16 loss scale (1 without loss scaling; 0 also means 1).</param>
+public readonly record struct StepContext(ulong Seed, long Step, int MicroStep, float LossScale = 1f)
+{
+    /// <summary><see cref="LossScale"/>, with the default value 0 read as 1.</summary>
+    public float LossScaleOrOne => LossScale == 0f ? 1f : LossScale;
+}
+
 
 /// <summary>
-/// A model compiled by the Kiln generator for the CPU: the parameter table and slabs, and the entry
-/// points of the generated step program. The generator emits one subclass per <c>[Model]</c>.
+/// A model compiled by the Kiln generator: the parameter table and slabs, and the entry points of the
+/// generated step program. The generator emits one CPU subclass per <c>[Model]</c> (and a CUDA one, see
+/// <c>Cuda.CudaModelProgram</c>). The trainer drives a program only through the members here, so the
+/// gradient norm, scaling and the optimizer update run where the program's data lives.
 /// </summary>
 public abstract class ModelProgram
 {
+    private float[]? _lowParams;
+    private bool _lowParamsStale = true;
+
     /// <summary>Creates the slabs for the parameter table computed by the generated subclass.</summary>
-    protected ModelProgram(IReadOnlyList<ParameterInfo> parameters, long parameterCount)
+    protected ModelProgram(IReadOnlyList<ParameterInfo> parameters, long parameterCount, PrecisionMode precision = PrecisionMode.Float32)
     {
+        if (precision == PrecisionMode.Auto) precision = PrecisionMode.Float32;
+        if (!Enum.IsDefined(precision)) throw new ArgumentOutOfRangeException(nameof(precision), precision, "Unknown precision.");
         Parameters = parameters;
         Params = new float[parameterCount];
         Grads = new float[parameterCount];
+        Precision = precision;
     }
 
     /// <summary>The model's class name.</summary>
     public abstract string ModelName { get; }
 
+    /// <summary>Where the program runs: <c>cpu</c> or a GPU's description.</summary>
+    public virtual string Device => "cpu";
+
+    /// <summary>
+    /// How low-precision tensors are stored (never <see cref="PrecisionMode.Auto"/>). On the CPU, bf16 and fp16
+    /// are emulated: values stay in float arrays but are rounded wherever a GPU would store them in 16 bits.
+    /// </summary>
+    public PrecisionMode Precision { get; }
+
+    /// <summary>
+    /// When on, the low-precision copy of the parameters is rounded stochastically (keyed by seed, step and
+    /// element, identical on every device) instead of to nearest; the fp32 master weights are unaffected.
+    /// </summary>
+    public bool StochasticRounding { get; set; }
+
+    /// <summary>The seed and step that key stochastic rounding of the parameter copy (set by the trainer).</summary>
+    public (ulong Seed, long Step) RoundingKey { get; set; }
+
     /// <summary>The parameter table, in slab order.</summary>
     public IReadOnlyList<ParameterInfo> Parameters { get; }
 
-    /// <summary>All parameters, one slab (fp32 master weights).</summary>
+    /// <summary>
+    /// All parameters, one slab (fp32 master weights). For a device program this is a host mirror: call
+    /// <see cref="SyncParametersToHost"/> before reading it and <see cref="ParametersChanged"/> after writing it.
+    /// </summary>
     public float[] Params { get; }
 
-    /// <summary>Gradients, laid out like <see cref="Params"/>; <see cref="TrainStep"/> adds into it.</summary>
+    /// <summary>Gradients, laid out like <see cref="Params"/>; <see cref="TrainStep"/> adds into it (a host mirror for a device program).</summary>
     public float[] Grads { get; }
+
+    /// <summary>
+    /// The parameters as matmuls read them: <see cref="Params"/> itself in fp32, otherwise a copy rounded to the
+    /// low-precision type, refreshed by <see cref="ParametersChanged"/> (the optimizer calls it after every update).
+    /// </summary>
+    protected float[] LowParams
+    {
+        get
+        {
+            if (Precision == PrecisionMode.Float32) return Params;
+            _lowParams ??= new float[Params.Length];
+            if (_lowParamsStale) RefreshLowParams();
+            return _lowParams;
+        }
+    }
+
+    /// <summary>What generated CPU kernels pass to the rounding helpers: 0 none, 1 bf16, 2 fp16.</summary>
+    protected int LowRounding => Precision switch { PrecisionMode.BFloat16 => 1, PrecisionMode.Float16 => 2, _ => 0 };
 
     /// <summary>The inputs of the loss method, in declaration order.</summary>
     public abstract IReadOnlyList<InputInfo> LossInputs { get; }
@@ -76,7 +129,10 @@ public abstract class ModelProgram
     /// <summary>The build report: parameters, kernels, the memory plan as formulas.</summary>
     public abstract string Report { get; }
 
-    /// <summary>Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>.</summary>
+    /// <summary>
+    /// Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>,
+    /// multiplied by <see cref="StepContext.LossScale"/>.
+    /// </summary>
     public abstract float TrainStep(Batch batch, StepContext context);
 
     /// <summary>The loss on one batch without gradients (dropout off).</summary>
@@ -88,8 +144,30 @@ public abstract class ModelProgram
     /// <summary>Bytes of activation arena the last call needed (the memory plan bound to its sizes).</summary>
     public abstract long ArenaBytes { get; }
 
-    /// <summary>Sets <see cref="Grads"/> to zero.</summary>
-    public void ZeroGrads() => Array.Clear(Grads);
+    /// <summary>Sets the gradients to zero.</summary>
+    public virtual void ZeroGrads() => Array.Clear(Grads);
+
+    /// <summary>The global L2 norm of the gradients (NaN or ∞ when any is not finite).</summary>
+    public virtual double GradientNorm() => GradientClipping.GlobalNorm(Grads);
+
+    /// <summary>Multiplies every gradient by <paramref name="factor"/> (averaging, unscaling, clipping).</summary>
+    public virtual void ScaleGradients(float factor) => GradientClipping.Scale(Grads, factor);
+
+    /// <summary>Call after writing <see cref="Params"/> directly (the optimizer does): refreshes the low-precision copy (and, on a device, uploads).</summary>
+    public virtual void ParametersChanged() => _lowParamsStale = true;
+
+    /// <summary>Makes <see cref="Params"/> current (a device program downloads its parameters; the CPU has nothing to do).</summary>
+    public virtual void SyncParametersToHost() { }
+
+    /// <summary>Makes <see cref="Grads"/> current (a device program downloads its gradients; the CPU has nothing to do).</summary>
+    public virtual void SyncGradientsToHost() { }
+
+    /// <summary>A device program runs the optimizer update itself (see <see cref="DeviceOptimizerStep"/>).</summary>
+    internal virtual bool UpdatesOnDevice => false;
+
+    /// <summary>Applies <paramref name="optimizer"/>'s update on the device; <see cref="Optimizer.StepCount"/> is already incremented.</summary>
+    internal virtual void DeviceOptimizerStep(Optimizer optimizer, float learningRate) =>
+        throw new NotSupportedException($"{ModelName} runs on the CPU; the optimizer updates its arrays directly.");
 
     /// <summary>Fills the parameters by their init rules from the counter-based RNG keyed by <paramref name="seed"/>.</summary>
     public void InitParameters(ulong seed)
@@ -99,5 +177,20 @@ public abstract class ModelProgram
             var p = Parameters[i];
             ParameterInit.Fill(Params.AsSpan((int)p.Offset, (int)p.Length), p.Init, p.InitScale, seed, (ulong)i);
         }
+        ParametersChanged();
+    }
+
+    private void RefreshLowParams()
+    {
+        var low = _lowParams!;
+        if (StochasticRounding)
+        {
+            ulong stream = RandomStreams.StochasticRounding(RoundingKey.Step);
+            if (Precision == PrecisionMode.BFloat16) global::Kiln.Runtime.Precision.Bf16.RoundStochastic(Params, low, RoundingKey.Seed, stream);
+            else global::Kiln.Runtime.Precision.Fp16.RoundStochastic(Params, low, RoundingKey.Seed, stream);
+        }
+        else if (Precision == PrecisionMode.BFloat16) global::Kiln.Runtime.Precision.Bf16.Round(Params, low);
+        else global::Kiln.Runtime.Precision.Fp16.Round(Params, low);
+        _lowParamsStale = false;
     }
 }

@@ -84,7 +84,7 @@ internal static class GeneratorHarness
         var ps = ctor.GetParameters();
         var values = ps.Select((p, i) => i < args.Length && args[i] is not null ? Convert.ChangeType(args[i], p.ParameterType) : p.DefaultValue).ToArray();
         var model = ctor.Invoke(values);
-        return (Kiln.Runtime.ModelProgram)type.GetMethod("CreateProgram")!.Invoke(model, null)!;
+        return (Kiln.Runtime.ModelProgram)type.GetMethod("CreateProgram", Type.EmptyTypes)!.Invoke(model, null)!;
     }
 
     /// <summary>The parsed spec of the single [Model] in the sources (for tests that drive the IR pipeline directly).</summary>

@@ -194,12 +194,19 @@ public class TrainerTests
     }
 
     [Fact]
-    public void Cuda_device_is_refused_with_a_pointer_to_cpu()
+    public void Device_strings_are_parsed_and_a_malformed_one_names_the_accepted_forms()
     {
-        var e = Assert.Throws<NotSupportedException>(() => new Trainer(new LinearRegressionProgram(1), new TrainOptions { Device = "cuda" }));
-        Assert.Contains("CUDA backend is not built yet", e.Message);
-        Assert.Contains("Device = \"cpu\"", e.Message);
         new TrainOptions { Device = "CPU" }.Validate();
+        new TrainOptions { Device = "cuda" }.Validate();
+        new TrainOptions { Device = "cuda:3" }.Validate();
+        new TrainOptions { Device = " auto " }.Validate();
+        Assert.Equal(new Kiln.Runtime.Cuda.DeviceName(Kiln.Runtime.Cuda.DeviceKind.Cuda, 3), Kiln.Runtime.Cuda.DeviceName.Parse("CUDA:3"));
+        foreach (var bad in new[] { "cuda:-1", "cuda:x", "tpu", "cuda:" })
+        {
+            var e = Assert.Throws<ArgumentException>(() => new TrainOptions { Device = bad }.Validate());
+            Assert.Contains($"\"{bad}\"", e.Message);
+            Assert.Contains("\"cuda:N\"", e.Message);
+        }
     }
 
     [Theory]

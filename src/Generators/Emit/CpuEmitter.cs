@@ -25,7 +25,13 @@ internal sealed class CpuEmitter
     {
         _g = g; _names = names; _prefix = prefix; _kernels = kernels;
         _groupOfRoot = g.Groups!.ToDictionary(x => x.Root);
+        _usesLowParams = g.Plan!.Placements.Values.Any(p => p.Buffer == BufferKind.LowParams);
     }
+
+    private readonly bool _usesLowParams;
+
+    /// <summary>Whether the tensor is stored in the low-precision arena (so a CPU store rounds it).</summary>
+    private bool IsLowStore(int id) => P(id).Buffer == BufferKind.LowArena;
 
     private Placement P(int id) => _g.Plan!.Placements[id];
 
@@ -35,8 +41,10 @@ internal sealed class CpuEmitter
         return p.Buffer switch
         {
             BufferKind.Arena => ("A", "o" + id),
+            BufferKind.LowArena => ("LA", "o" + id),
             BufferKind.IntArena => ("IA", "o" + id),
             BufferKind.Params => ("P", "_po[" + p.Param + "]"),
+            BufferKind.LowParams => ("LP", "_po[" + p.Param + "]"),
             BufferKind.Grads => ("G", "_po[" + p.Param + "]"),
             BufferKind.Input => ("in_" + p.InputName, "0L"),
             _ => throw new InvalidOperationException($"%{id} has no storage"),
@@ -50,11 +58,14 @@ internal sealed class CpuEmitter
     public void EmitBody(CodeWriter w)
     {
         var plan = _g.Plan!;
-        w.Line($"long arenaF = {S(plan.FloatArenaElements)}, arenaI = {S(plan.IntArenaElements)};");
-        w.Line("EnsureArena(arenaF, arenaI);");
-        w.Line("float[] A = _arenaF; int[] IA = _arenaI; float[] P = Params; float[] G = Grads;");
-        w.Line("_ = A; _ = IA; _ = P; _ = G;");
-        foreach (var kv in plan.Placements.Where(kv => kv.Value.Buffer is BufferKind.Arena or BufferKind.IntArena).OrderBy(kv => kv.Key))
+        w.Line($"long arenaF = {S(plan.FloatArenaElements)}, arenaL = {S(plan.LowArenaElements)}, arenaI = {S(plan.IntArenaElements)};");
+        w.Line("EnsureArena(arenaF, arenaL, arenaI);");
+        w.Line("float[] A = _arenaF; float[] LA = _arenaL; int[] IA = _arenaI; float[] P = Params; float[] G = Grads;");
+        // Low-precision tensors live in float arrays on the CPU; R (0 fp32, 1 bf16, 2 fp16) rounds them where a GPU stores 16 bits.
+        w.Line("int R = LowRounding;");
+        w.Line(_usesLowParams ? "float[] LP = LowParams;" : "float[] LP = P;");
+        w.Line("_ = A; _ = LA; _ = IA; _ = P; _ = G; _ = LP; _ = R;");
+        foreach (var kv in plan.Placements.Where(kv => kv.Value.Buffer is BufferKind.Arena or BufferKind.LowArena or BufferKind.IntArena).OrderBy(kv => kv.Key))
             w.Line($"long o{kv.Key} = {S(kv.Value.Offset)};");
         foreach (var gr in _g.Groups!)
             EmitGroup(w, gr);
@@ -79,14 +90,17 @@ internal sealed class CpuEmitter
     private void EmitGroup(CodeWriter w, FusionGroup gr)
     {
         var n = _g[gr.Root];
-        if (gr.Kind is "const" || n.Op is Op.Param or Op.Input or Op.Reshape) return;
+        if (gr.Kind is "const" or "alias" || n.Op is Op.Param or Op.Input or Op.Reshape) return;
         Comment(w, gr);
         var (oa, oo) = Buf(n.Id);
         var acc = Accumulate(n.Id) ? "true" : "false";
         switch (gr.Kind)
         {
             case "elementwise": EmitElementwise(w, gr); return;
-            case "matmul": EmitMatMul(w, n, acc); return;
+            case "matmul":
+                EmitMatMul(w, n, acc);
+                if (IsLowStore(n.Id)) w.Line($"{K}.RoundLow({oa}, {oo}, {N(n.Shape)}, R);");
+                return;
         }
         var x = n.Inputs.Length > 0 ? _g[n.Inputs[0]] : null;
         string In(int i) { var (a, o) = Buf(n.Inputs[i]); return a + ", " + o; }
@@ -243,6 +257,7 @@ internal sealed class CpuEmitter
         if (dims.Count == 0) { dims.Add(Sym.One); foreach (var f in bc) f.Add(true); }
         int m = dims.Count;
         bool acc = Accumulate(root.Id);
+        bool round = IsLowStore(root.Id);
 
         var name = $"{_prefix}K{gr.Id}";
         var (oa, oo) = Buf(root.Id);
@@ -251,6 +266,7 @@ internal sealed class CpuEmitter
         foreach (var c in consts) args.Add(_names.Scalar(_g[c].Scalar!));
         foreach (var s in scalars) args.Add(_names.Scalar(_g[s].Scalar!));
         args.AddRange(dims.Select(S));
+        if (round) args.Add("R");
         w.Line($"{name}({string.Join(", ", args)});");
 
         // The kernel itself.
@@ -260,6 +276,7 @@ internal sealed class CpuEmitter
         for (int c = 0; c < consts.Count; c++) ps.Add($"float c{c}");
         for (int s = 0; s < scalars.Count; s++) ps.Add($"float q{s}");
         for (int d = 0; d < m; d++) ps.Add($"long d{d}");
+        if (round) ps.Add("int round");
         kw.Line($"/// <summary>{string.Join(" + ", gr.Members.Select(x => _g[x].Op.ToString().ToLowerInvariant()))} over {IrPrinter.Type(root.DType, root.Shape)}.</summary>");
         kw.Open($"private static void {name}({string.Join(", ", ps)})");
         kw.Line($"long rows = {(m == 1 ? "1" : string.Join(" * ", Enumerable.Range(0, m - 1).Select(d => "d" + d)))};");
@@ -303,6 +320,7 @@ internal sealed class CpuEmitter
         for (int k = 0; k < inputs.Count; k++)
             if (!bc[k][m - 1]) kw.Line($"var v{k} = global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref r{k}, (nuint)(b{k} + j));");
         var vres = Expression(gr, inputs, consts, scalars, bc, m, vector: true, kw);
+        if (round) vres = $"global::Kiln.Runtime.Cpu.V.RoundLow({vres}, round)";
         if (acc) vres = $"({vres} + global::System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref ro, (nuint)(ob + j)))";
         kw.Line($"global::System.Runtime.Intrinsics.Vector256.StoreUnsafe({vres}, ref ro, (nuint)(ob + j));");
         kw.Close();
@@ -310,6 +328,7 @@ internal sealed class CpuEmitter
         for (int k = 0; k < inputs.Count; k++)
             if (!bc[k][m - 1]) kw.Line($"float e{k} = global::System.Runtime.CompilerServices.Unsafe.Add(ref r{k}, (nint)(b{k} + j));");
         var sres = Expression(gr, inputs, consts, scalars, bc, m, vector: false, kw);
+        if (round) sres = $"global::Kiln.Runtime.Cpu.S.RoundLow({sres}, round)";
         kw.Line(acc ? $"global::System.Runtime.CompilerServices.Unsafe.Add(ref ro, (nint)(ob + j)) += {sres};"
                     : $"global::System.Runtime.CompilerServices.Unsafe.Add(ref ro, (nint)(ob + j)) = {sres};");
         kw.Close();

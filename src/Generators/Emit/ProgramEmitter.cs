@@ -17,7 +17,7 @@ internal static class ProgramEmitter
 {
     public const string ProgramClass = "__KilnProgram";
 
-    public static string Emit(CompiledModel cm)
+    public static string Emit(CompiledModel cm, CudaModule cuda)
     {
         var spec = cm.Spec;
         var root = spec.Modules.First(m => m.FullName == spec.RootModule);
@@ -32,11 +32,25 @@ internal static class ProgramEmitter
 
         w.Open($"partial class {spec.Name}");
         var hyperArgs = string.Join(", ", root.Hypers.Select(h => h.Type == "bool" ? $"{h.Name} ? 1L : 0L" : h.Type is "float" or "double" ? $"(double){h.Name}" : $"(long){h.Name}"));
-        w.Line("/// <summary>Compiles nothing at run time: returns the program Kiln generated at build time, bound to this instance's hyperparameters.</summary>");
-        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram() => new {ProgramClass}({hyperArgs});");
+        var sep = hyperArgs.Length > 0 ? ", " : "";
+        w.Line("/// <summary>Compiles nothing at run time: returns the CPU program (fp32) Kiln generated at build time, bound to this instance's hyperparameters.</summary>");
+        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram() => new {ProgramClass}(global::Kiln.PrecisionMode.Float32{sep}{hyperArgs});");
         w.Line();
-        w.Line("/// <summary>A trainer for this model's generated program.</summary>");
-        w.Line("public global::Kiln.Trainer CreateTrainer(global::Kiln.TrainOptions options) => new global::Kiln.Trainer(CreateProgram(), options);");
+        w.Line("/// <summary>");
+        w.Line("/// The generated program for a device (<c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c>) and precision (Auto: bf16 on a GPU,");
+        w.Line("/// fp32 on the CPU; bf16/fp16 on the CPU emulate the GPU's rounding).");
+        w.Line("/// </summary>");
+        w.Open("public global::Kiln.Runtime.ModelProgram CreateProgram(string device, global::Kiln.PrecisionMode precision = global::Kiln.PrecisionMode.Auto)");
+        w.Line("var gpu = global::Kiln.Runtime.Cuda.GpuSelection.Open(device);");
+        w.Line("if (gpu is not null) return CreateProgram(gpu, precision);");
+        w.Line($"return new {ProgramClass}(precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.Float32 : precision{sep}{hyperArgs});");
+        w.Close();
+        w.Line();
+        w.Line("/// <summary>The generated CUDA program on <paramref name=\"gpu\"/> (Auto precision is bf16); the kernels are built at <c>dotnet build</c> or, failing that, on first use.</summary>");
+        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram(global::Kiln.Runtime.Cuda.IGpu gpu, global::Kiln.PrecisionMode precision = global::Kiln.PrecisionMode.Auto) => new {CudaHostEmitter.ProgramClass}(gpu, precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.BFloat16 : precision{sep}{hyperArgs});");
+        w.Line();
+        w.Line("/// <summary>A trainer for this model's generated program on <see cref=\"global::Kiln.TrainOptions.Device\"/> at <see cref=\"global::Kiln.TrainOptions.Precision\"/>.</summary>");
+        w.Line("public global::Kiln.Trainer CreateTrainer(global::Kiln.TrainOptions options) => new global::Kiln.Trainer(CreateProgram((options ?? throw new global::System.ArgumentNullException(nameof(options))).Device, options.Precision), options);");
         w.Line();
         w.Line("/// <summary>The optimised IR of the training program, as KilnDumpIr prints it.</summary>");
         w.Line("public static string KilnIr => " + SymbolNames.Str(IrPrinter.Print(cm.Train)) + ";");
@@ -47,16 +61,18 @@ internal static class ProgramEmitter
             w.Line(h.Type is "float" or "double" ? $"private readonly double _f_{h.Name};" : $"private readonly long _h_{h.Name};");
         w.Line("private readonly long[] _po;");
         w.Line("private float[] _arenaF = global::System.Array.Empty<float>();");
+        w.Line("private float[] _arenaL = global::System.Array.Empty<float>();");
         w.Line("private int[] _arenaI = global::System.Array.Empty<int>();");
         w.Line("private long _arenaBytes;");
         w.Line();
 
         var ctorParams = string.Join(", ", root.Hypers.Select(h => (h.Type is "float" or "double" ? "double " : "long ") + h.Name));
         var ctorArgs = string.Join(", ", root.Hypers.Select(h => h.Name));
-        w.Open($"public {ProgramClass}({ctorParams}) : this(CheckHyperparameters({ctorArgs}), {ctorArgs})");
+        var ctorSep = ctorParams.Length > 0 ? ", " : "";
+        w.Open($"public {ProgramClass}(global::Kiln.PrecisionMode precision{ctorSep}{ctorParams}) : this(CheckHyperparameters({ctorArgs}), precision{ctorSep}{ctorArgs})");
         w.Close();
         w.Line();
-        w.Open($"private {ProgramClass}(global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> table{(ctorParams.Length > 0 ? ", " + ctorParams : "")}) : base(table, table.Count == 0 ? 0 : table[table.Count - 1].Offset + table[table.Count - 1].Length)");
+        w.Open($"private {ProgramClass}(global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> table, global::Kiln.PrecisionMode precision{ctorSep}{ctorParams}) : base(table, table.Count == 0 ? 0 : table[table.Count - 1].Offset + table[table.Count - 1].Length, precision)");
         foreach (var h in root.Hypers) w.Line(h.Type is "float" or "double" ? $"_f_{h.Name} = {h.Name};" : $"_h_{h.Name} = {h.Name};");
         w.Line("_po = new long[table.Count];");
         w.Line("for (int i = 0; i < table.Count; i++) _po[i] = table[i].Offset;");
@@ -72,11 +88,12 @@ internal static class ProgramEmitter
         EmitInputs(w, "LossInputs", cm.Train);
         EmitInputs(w, "ForwardInputs", cm.Predict);
         w.Line();
-        w.Open("private void EnsureArena(long floats, long ints)");
-        w.Line("if (floats > int.MaxValue || ints > int.MaxValue) throw new global::System.InvalidOperationException($\"The activation arena needs {floats} floats, more than one .NET array holds; use a smaller batch.\");");
+        w.Open("private void EnsureArena(long floats, long lows, long ints)");
+        w.Line("if (floats > int.MaxValue || lows > int.MaxValue || ints > int.MaxValue) throw new global::System.InvalidOperationException($\"The activation arena needs {floats} + {lows} floats, more than one .NET array holds; use a smaller batch.\");");
         w.Line("if (_arenaF.Length < floats) _arenaF = new float[floats];");
+        w.Line("if (_arenaL.Length < lows) _arenaL = new float[lows];");
         w.Line("if (_arenaI.Length < ints) _arenaI = new int[ints];");
-        w.Line("_arenaBytes = floats * 4 + ints * 4;");
+        w.Line("_arenaBytes = floats * 4 + lows * 4 + ints * 4;");
         w.Close();
         w.Line();
 
@@ -95,6 +112,8 @@ internal static class ProgramEmitter
         w.Line();
         foreach (var line in kernels.ToString().Split('\n')) w.Line(line.TrimEnd());
         w.Close(); // program class
+        w.Line();
+        CudaHostEmitter.Emit(w, cm, cuda, names, ProgramClass);
         w.Close(); // model class
         foreach (var _ in spec.ContainingTypes) w.Close();
         if (spec.Namespace.Length > 0) w.Close();
@@ -105,22 +124,22 @@ internal static class ProgramEmitter
     {
         var items = g is null ? new List<string>() : g.Inputs.Select(i =>
             $"new global::Kiln.Runtime.InputInfo({SymbolNames.Str(i.Name)}, global::Kiln.Runtime.ElementType.{(i.DType == DType.F32 ? "Float32" : "Int32")}, new string[] {{ {string.Join(", ", i.DimNames.Select(SymbolNames.Str))} }})").ToList();
-        w.Line($"private static readonly global::Kiln.Runtime.InputInfo[] _{prop} = new global::Kiln.Runtime.InputInfo[] {{ {string.Join(", ", items)} }};");
+        w.Line($"internal static readonly global::Kiln.Runtime.InputInfo[] _{prop} = new global::Kiln.Runtime.InputInfo[] {{ {string.Join(", ", items)} }};");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> {prop} => _{prop};");
     }
 
     /// <summary>The interpolated "what was bound" part of a constraint message; constants are not repeated.</summary>
-    private static string Got(Constraint c, string a, string b) =>
+    internal static string Got(Constraint c, string a, string b) =>
         c.B.IsConst ? $"{c.A} = {{{a}}}" : c.A.IsConst ? $"{c.B} = {{{b}}}" : $"{c.A} = {{{a}}}, {c.B} = {{{b}}}";
 
-    private static string Where(SourceRef s) => s.Line > 0 ? $" ({System.IO.Path.GetFileName(s.File)}:{s.Line})" : "";
+    internal static string Where(SourceRef s) => s.Line > 0 ? $" ({System.IO.Path.GetFileName(s.File)}:{s.Line})" : "";
 
-    private static bool IsDataFree(Constraint c, SymbolNames names) => c.A.Symbols.Concat(c.B.Symbols).All(names.IsHyper);
+    internal static bool IsDataFree(Constraint c, SymbolNames names) => c.A.Symbols.Concat(c.B.Symbols).All(names.IsHyper);
 
     private static void EmitHyperChecks(CodeWriter w, CompiledModel cm, ModuleSpec root, SymbolNames names)
     {
         var ctorParams = string.Join(", ", root.Hypers.Select(h => (h.Type is "float" or "double" ? "double " : "long ") + h.Name));
-        w.Open($"private static global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> CheckHyperparameters({ctorParams})");
+        w.Open($"internal static global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> CheckHyperparameters({ctorParams})");
         // Inside this method hyperparameters are parameters, so map symbols to their plain names.
         string HI(string n) => n;
         // Only hyperparameters that size a tensor must be positive; others (an ignore index, an offset) may be anything.
@@ -155,6 +174,60 @@ internal static class ProgramEmitter
     private static void EmitRun(CodeWriter w, CodeWriter kernels, Graph g, SymbolNames names, string method, string ret, string parameters, string prefix)
     {
         w.Open($"public override {ret} {method}({parameters})");
+        EmitBindInputs(w, g, names, (input, v) =>
+            w.Line(input.DType == DType.F32 ? $"float[] in_{input.Name} = {v}.Floats!;" : $"int[] in_{input.Name} = {v}.Ints!;"));
+        var emitter = new CpuEmitter(g, names, prefix, kernels);
+        emitter.EmitBody(w);
+        foreach (var o in g.Outputs.Where(o => o.Role == OutputRole.ParamGrad))
+        {
+            var pl = g.Plan!.Placements[o.Node];
+            if (pl.Buffer == BufferKind.Grads) continue;
+            var (arr, off) = pl.Buffer switch
+            {
+                BufferKind.Arena => ("A", "o" + o.Node),
+                BufferKind.LowArena => ("LA", "o" + o.Node),
+                BufferKind.Params => ("P", "_po[" + pl.Param + "]"),
+                BufferKind.Input => ("in_" + pl.InputName, "0L"),
+                _ => ("", ""),
+            };
+            var numel = names.Sym(Shapes.Numel(g.Parameters[o.Param].Shape));
+            if (pl.Buffer == BufferKind.Fused)
+                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddScalarInto(G, _po[{o.Param}], {numel}, {names.Scalar(g[o.Node].Scalar!)});");
+            else
+                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddInto(G, _po[{o.Param}], {arr}, {off}, {numel}); // grad({g.Parameters[o.Param].Name})");
+        }
+        var result = g.Outputs.First(o => o.Role != OutputRole.ParamGrad);
+        var rp = g.Plan!.Placements[result.Node];
+        string ValueArray() => rp.Buffer switch
+        {
+            BufferKind.Arena => "A", BufferKind.LowArena => "LA", BufferKind.IntArena => "IA", BufferKind.Params => "P", BufferKind.Input => "in_" + rp.InputName, _ => "A",
+        };
+        string ValueOffset() => rp.Buffer switch
+        {
+            BufferKind.Arena or BufferKind.LowArena or BufferKind.IntArena => "o" + result.Node, BufferKind.Params => "_po[" + rp.Param + "]", _ => "0L",
+        };
+        var rn = g[result.Node];
+        if (ret == "float")
+            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.Scalar!)};" : $"return {ValueArray()}[(int){ValueOffset()}];");
+        else
+        {
+            var dims = rn.Shape.Select(d => "checked((int)(" + names.Sym(d) + "))").ToList();
+            w.Line($"var outShape = new int[] {{ {string.Join(", ", dims)} }};");
+            w.Line($"var result = new {(rn.DType == DType.F32 ? "float" : "int")}[{names.Sym(Shapes.Numel(rn.Shape))}];");
+            w.Line($"global::System.Array.Copy({ValueArray()}, (int){ValueOffset()}, result, 0, result.Length);");
+            w.Line($"return global::Kiln.Runtime.TensorData.{(rn.DType == DType.F32 ? "Float" : "Int")}(result, outShape);");
+        }
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>
+    /// The start of a run method, shared by the CPU and CUDA programs: checks every input's type and shape, binds
+    /// the data sizes (<c>s_B</c>, …) from the input shapes, checks the data-dependent constraints, and calls
+    /// <paramref name="bindData"/> for each input (with the name of its <c>TensorData</c> local).
+    /// </summary>
+    internal static void EmitBindInputs(CodeWriter w, Graph g, SymbolNames names, System.Action<InputDecl, string> bindData)
+    {
         w.Line("if (batch is null) throw new global::System.ArgumentNullException(nameof(batch));");
         var bound = new HashSet<string>();
         foreach (var input in g.Inputs)
@@ -180,7 +253,7 @@ internal static class ProgramEmitter
                     w.Line($"if (s_{name} <= 0) throw new global::System.ArgumentException($\"Input '{input.Name}' has an empty dimension {d} ('{name}'): {{{v}}}.\");");
                 }
             }
-            w.Line(input.DType == DType.F32 ? $"float[] in_{input.Name} = {v}.Floats!;" : $"int[] in_{input.Name} = {v}.Ints!;");
+            bindData(input, v);
         }
         foreach (var c in g.Constraints.Where(c => !IsDataFree(c, names)))
         {
@@ -189,51 +262,9 @@ internal static class ProgramEmitter
             w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(c.Message + Where(c.Src))} + $\" (got {Got(c, a, b)}).\");");
         }
         if (g.Kind != GraphKind.Train) w.Line("var ctx = default(global::Kiln.Runtime.StepContext); _ = ctx;");
-        var emitter = new CpuEmitter(g, names, prefix, kernels);
-        emitter.EmitBody(w);
-        foreach (var o in g.Outputs.Where(o => o.Role == OutputRole.ParamGrad))
-        {
-            var pl = g.Plan!.Placements[o.Node];
-            if (pl.Buffer == BufferKind.Grads) continue;
-            var (arr, off) = pl.Buffer switch
-            {
-                BufferKind.Arena => ("A", "o" + o.Node),
-                BufferKind.Params => ("P", "_po[" + pl.Param + "]"),
-                BufferKind.Input => ("in_" + pl.InputName, "0L"),
-                _ => ("", ""),
-            };
-            var numel = names.Sym(Shapes.Numel(g.Parameters[o.Param].Shape));
-            if (pl.Buffer == BufferKind.Fused)
-                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddScalarInto(G, _po[{o.Param}], {numel}, {names.Scalar(g[o.Node].Scalar!)});");
-            else
-                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddInto(G, _po[{o.Param}], {arr}, {off}, {numel}); // grad({g.Parameters[o.Param].Name})");
-        }
-        var result = g.Outputs.First(o => o.Role != OutputRole.ParamGrad);
-        var rp = g.Plan!.Placements[result.Node];
-        string ValueArray() => rp.Buffer switch
-        {
-            BufferKind.Arena => "A", BufferKind.Params => "P", BufferKind.Input => "in_" + rp.InputName, _ => "A",
-        };
-        string ValueOffset() => rp.Buffer switch
-        {
-            BufferKind.Arena => "o" + result.Node, BufferKind.Params => "_po[" + rp.Param + "]", _ => "0L",
-        };
-        var rn = g[result.Node];
-        if (ret == "float")
-            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.Scalar!)};" : $"return {ValueArray()}[(int){ValueOffset()}];");
-        else
-        {
-            var dims = rn.Shape.Select(d => "checked((int)(" + names.Sym(d) + "))").ToList();
-            w.Line($"var outShape = new int[] {{ {string.Join(", ", dims)} }};");
-            w.Line($"var result = new {(rn.DType == DType.F32 ? "float" : "int")}[{names.Sym(Shapes.Numel(rn.Shape))}];");
-            w.Line($"global::System.Array.Copy({ValueArray()}, (int){ValueOffset()}, result, 0, result.Length);");
-            w.Line($"return global::Kiln.Runtime.TensorData.{(rn.DType == DType.F32 ? "Float" : "Int")}(result, outShape);");
-        }
-        w.Close();
-        w.Line();
     }
 
-    private static string Report(CompiledModel cm)
+    internal static string Report(CompiledModel cm)
     {
         var sb = new System.Text.StringBuilder();
         sb.Append("Kiln build report: ").Append(cm.Spec.Name).Append('\n');
@@ -251,7 +282,7 @@ internal static class ProgramEmitter
             var kernels = g.Groups!.Where(x => x.Kind is not ("const" or "alias")).ToList();
             sb.Append(g.Kind.ToString().ToLowerInvariant()).Append(": ").Append(g.Nodes.Count).Append(" nodes, ").Append(kernels.Count).Append(" kernels (")
               .Append(string.Join(", ", kernels.GroupBy(k => k.Kind).Select(k => k.Count().ToString(CultureInfo.InvariantCulture) + " " + k.Key))).Append(")\n");
-            sb.Append("  activation arena: f32[").Append(g.Plan!.FloatArenaElements).Append("] + i32[").Append(g.Plan.IntArenaElements).Append("]\n");
+            sb.Append("  activation arena: f32[").Append(g.Plan!.FloatArenaElements).Append("] + low[").Append(g.Plan.LowArenaElements).Append("] + i32[").Append(g.Plan.IntArenaElements).Append("]\n");
         }
         return sb.ToString();
     }

@@ -22,7 +22,7 @@ internal sealed class SymbolNames
     /// <summary>Integer symbols: hyperparameters are program fields, data sizes are locals bound from the inputs.</summary>
     public string Int(string name) => _intHypers.Contains(name) ? "_h_" + name : "s_" + name;
 
-    public string Float(string name) => _floatHypers.Contains(name) ? "_f_" + name : Int(name);
+    public string Float(string name) => name == Passes.Autodiff.LossScaleSymbol ? "ctx.LossScaleOrOne" : _floatHypers.Contains(name) ? "_f_" + name : Int(name);
 
     public string Sym(Sym s) => s.ToCSharp(Int);
 

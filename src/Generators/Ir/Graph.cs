@@ -58,6 +58,9 @@ internal enum Op
     GatherGrad,   // dy [..., D], idx [...] → [N, D] (scatter-add); Syms[0] = N
     PickLast,     // x [..., C], idx [...] → [...]
     PickLastGrad, // dy [...], idx [...] → [..., C]; Syms[0] = C
+
+    // ── Precision ──
+    Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
 }
 
 /// <summary>Where a node came from in the user's C#: file, 1-based line and the expression text.</summary>
@@ -125,10 +128,11 @@ internal sealed class Graph
 {
     public Graph(GraphKind kind, IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, IReadOnlyList<ParamDecl> parameters,
         IReadOnlyList<InputDecl> inputs, IReadOnlyList<Constraint> constraints, IReadOnlyList<FusionGroup>? groups = null, MemoryPlan? plan = null,
-        bool hasOptimizerStep = false)
+        bool hasOptimizerStep = false, IReadOnlyCollection<int>? low = null)
     {
         Kind = kind; Nodes = nodes; Outputs = outputs; Parameters = parameters; Inputs = inputs; Constraints = constraints;
         Groups = groups; Plan = plan; HasOptimizerStep = hasOptimizerStep;
+        Low = low is null ? null : new HashSet<int>(low);
         _index = new Dictionary<int, Node>();
         foreach (var n in nodes) _index[n.Id] = n;
     }
@@ -145,14 +149,21 @@ internal sealed class Graph
     public MemoryPlan? Plan { get; }
     /// <summary>The training program ends with the optimizer update over the parameter slab.</summary>
     public bool HasOptimizerStep { get; }
+    /// <summary>
+    /// The nodes stored in the program's low-precision type (set by <c>MixedPrecision</c>; null before it
+    /// runs). Values are always computed in fp32; only these tensors are rounded when they are written.
+    /// </summary>
+    public HashSet<int>? Low { get; }
+    public bool IsLow(int id) => Low is not null && Low.Contains(id);
 
     public Node this[int id] => _index[id];
     public bool Contains(int id) => _index.ContainsKey(id);
 
     public Graph WithNodes(IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, bool? optimizer = null) =>
         new(Kind, nodes, outputs, Parameters, Inputs, Constraints, null, null, optimizer ?? HasOptimizerStep);
-    public Graph WithGroups(IReadOnlyList<FusionGroup> groups) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, groups, null, HasOptimizerStep);
-    public Graph WithPlan(MemoryPlan plan) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, Groups, plan, HasOptimizerStep);
+    public Graph WithGroups(IReadOnlyList<FusionGroup> groups) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, groups, null, HasOptimizerStep, Low);
+    public Graph WithPlan(MemoryPlan plan) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, Groups, plan, HasOptimizerStep, Low);
+    public Graph WithPrecision(IReadOnlyList<Node> nodes, IReadOnlyCollection<int> low) => new(Kind, nodes, Outputs, Parameters, Inputs, Constraints, null, null, HasOptimizerStep, low);
 
     /// <summary>Users of each node, in node order.</summary>
     public Dictionary<int, List<int>> Users()
@@ -173,16 +184,25 @@ internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] Extern
 /// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
 internal sealed class MemoryPlan
 {
-    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym intArena, IReadOnlyList<(Sym Size, DType DType)> slots)
-    { Placements = placements; FloatArenaElements = floatArena; IntArenaElements = intArena; Slots = slots; }
+    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots)
+    { Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots; }
 
     public Dictionary<int, Placement> Placements { get; }
+    /// <summary>Elements of the fp32 activation arena.</summary>
     public Sym FloatArenaElements { get; }
+    /// <summary>Elements of the low-precision activation arena (bf16/fp16/fp32 by run-time variant).</summary>
+    public Sym LowArenaElements { get; }
+    /// <summary>Elements of the int32 arena.</summary>
     public Sym IntArenaElements { get; }
-    public IReadOnlyList<(Sym Size, DType DType)> Slots { get; }
+    public IReadOnlyList<(Sym Size, BufferKind Buffer)> Slots { get; }
 }
 
 /// <summary>Which buffer a tensor lives in and its element offset there.</summary>
 internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputName = null, int Param = -1);
 
-internal enum BufferKind { Arena, IntArena, Params, Grads, Input, Fused }
+/// <summary>
+/// Storage of a tensor: the fp32, low-precision and int32 arenas; the fp32 parameter slab, its low-precision
+/// shadow (refreshed after every optimizer update) and the gradient slab; a program input; or nowhere
+/// (a constant fused into its readers).
+/// </summary>
+internal enum BufferKind { Arena, LowArena, IntArena, Params, LowParams, Grads, Input, Fused }

@@ -18,14 +18,14 @@ internal static class IrPrinter
         var groupOf = g.Groups?.SelectMany(gr => gr.Members.Select(m => (m, gr))).ToDictionary(x => x.m, x => x.gr);
         foreach (var n in g.Nodes)
         {
-            sb.Append("  %").Append(n.Id).Append(" = ").Append(Node(n));
+            sb.Append("  %").Append(n.Id).Append(" = ").Append(Node(n, g.IsLow(n.Id)));
             if (groupOf is not null && groupOf.TryGetValue(n.Id, out var grp))
                 sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind}" : $"  ; fused into k{grp.Id}");
             if (g.Plan is not null && g.Plan.Placements.TryGetValue(n.Id, out var pl))
                 sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Buffer switch
                 {
                     // Parameters and their gradients sit at the table offset of their parameter, inputs in their own buffer.
-                    BufferKind.Params or BufferKind.Grads => "#" + pl.Param.ToString(CultureInfo.InvariantCulture),
+                    BufferKind.Params or BufferKind.LowParams or BufferKind.Grads => "#" + pl.Param.ToString(CultureInfo.InvariantCulture),
                     BufferKind.Input => pl.InputName,
                     _ => pl.Offset.ToString(),
                 }).Append(']');
@@ -38,13 +38,14 @@ internal static class IrPrinter
         foreach (var c in g.Constraints)
             sb.Append("  require ").Append(c.Kind == ConstraintKind.Equal ? $"{c.A} == {c.B}" : $"{c.A} % {c.B} == 0").Append("  # ").Append(c.Src).Append('\n');
         if (g.Plan is not null)
-            sb.Append("  arena f32[").Append(g.Plan.FloatArenaElements).Append("] i32[").Append(g.Plan.IntArenaElements).Append("]\n");
+            sb.Append("  arena f32[").Append(g.Plan.FloatArenaElements).Append("] low[").Append(g.Plan.LowArenaElements).Append("] i32[").Append(g.Plan.IntArenaElements).Append("]\n");
         return sb.ToString();
     }
 
     public static string Type(DType t, Sym[] shape) => (t == DType.F32 ? "f32" : "i32") + Shapes.Format(shape);
 
-    public static string Node(Node n)
+    /// <summary>A node; <paramref name="low"/> prints its type as <c>low[...]</c> (stored in the program's low-precision type).</summary>
+    public static string Node(Node n, bool low = false)
     {
         var sb = new StringBuilder();
         sb.Append(n.Op.ToString().ToLowerInvariant());
@@ -67,7 +68,7 @@ internal static class IrPrinter
             case Op.GatherGrad: parts.Add("rows=" + n.Syms[0]); break;
         }
         if (n.Scalar is not null) parts.Add(n.Scalar.ToString());
-        sb.Append('(').Append(string.Join(", ", parts)).Append(") : ").Append(Type(n.DType, n.Shape));
+        sb.Append('(').Append(string.Join(", ", parts)).Append(") : ").Append(low ? "low" + Shapes.Format(n.Shape) : Type(n.DType, n.Shape));
         return sb.ToString();
     }
 }

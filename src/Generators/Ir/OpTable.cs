@@ -234,6 +234,7 @@ internal static class OpTable
             case Op.Sigmoid: return One(g.Binary(Op.Mul, dy, g.Binary(Op.Mul, y, g.AddScalar(g.Scale(y, -1), 1))));
             case Op.Scale: return One(g.Add(Op.Scale, new[] { dy }, scalar: n.Scalar));
             case Op.AddScalar: return One(dy);
+            case Op.Cast: return One(dy); // rounding is treated as the identity (straight-through), as autocast does
             case Op.PowScalar:
                 return One(g.Binary(Op.Mul, dy, g.Add(Op.Scale, new[] { g.Add(Op.PowScalar, new[] { x!.Id }, scalar: n.Scalar! - Scalar.Const(1)) }, scalar: n.Scalar)));
             case Op.BroadcastTo: return One(g.SumTo(dy, x!.Shape));
@@ -365,7 +366,7 @@ internal static class OpTable
         Op.Scale => "({0} * {s})",
         Op.AddScalar => "({0} + {s})",
         Op.PowScalar => "V.Pow({0}, {s})",
-        Op.StopGradient or Op.BroadcastTo => "{0}",
+        Op.StopGradient or Op.BroadcastTo or Op.Cast => "{0}",
         Op.Fill => "{s}",
         Op.Add => "({0} + {1})",
         Op.Sub => "({0} - {1})",
@@ -399,7 +400,7 @@ internal static class OpTable
         Op.Scale => "({0} * {s})",
         Op.AddScalar => "({0} + {s})",
         Op.PowScalar => "S.Pow({0}, {s})",
-        Op.StopGradient or Op.BroadcastTo => "{0}",
+        Op.StopGradient or Op.BroadcastTo or Op.Cast => "{0}",
         Op.Fill => "{s}",
         Op.Add => "({0} + {1})",
         Op.Sub => "({0} - {1})",

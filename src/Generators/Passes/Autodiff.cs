@@ -11,6 +11,12 @@ namespace Kiln.Generators.Passes;
 /// </summary>
 internal static class Autodiff
 {
+    /// <summary>
+    /// The float symbol the backward pass is seeded with: the loss scale of mixed-precision training
+    /// (1 unless fp16 dynamic loss scaling is on). Not a C# identifier, so no hyperparameter can take it.
+    /// </summary>
+    public const string LossScaleSymbol = "$lossScale";
+
     public static Graph Run(Graph fwd)
     {
         var loss = fwd.Outputs.Single(o => o.Role == OutputRole.Loss).Node;
@@ -28,7 +34,7 @@ internal static class Autodiff
         if (!needs.Contains(loss)) return fwd.WithNodes(g.Nodes.ToList(), outputs, optimizer: true);
 
         g.Src = fwd[loss].Src;
-        grads[loss] = g.Fill(1, fwd[loss].Shape);
+        grads[loss] = g.Add(Op.Fill, System.Array.Empty<int>(), scalar: Scalar.Hyper(LossScaleSymbol), shape: fwd[loss].Shape);
         foreach (var n in fwd.Nodes.Reverse())
         {
             if (!grads.TryGetValue(n.Id, out var dy) || !needs.Contains(n.Id)) continue;

@@ -39,7 +39,7 @@ internal static class Fusion
             if (OpTable.IsFusible(n.Op)) Collect(g, n.Id, inlined, members, external);
             else { members.Add(n.Id); external.AddRange(n.Inputs.Distinct()); }
             members.Sort((a, b) => IndexOf(g, a).CompareTo(IndexOf(g, b)));
-            groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), KindOf(n)));
+            groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), MemoryPlanner.IsParamCast(g, n) ? "alias" : KindOf(n)));
         }
         return g.WithGroups(groups);
     }

@@ -39,7 +39,7 @@ internal static class MemoryPlanner
         foreach (var o in outputNodes) if (owner.TryGetValue(o, out var ow)) lastUse[ow] = int.MaxValue;
         foreach (var kv in owner) if (kv.Key != kv.Value && outputNodes.Contains(kv.Key)) lastUse[kv.Value] = int.MaxValue;
 
-        var slots = new List<(Sym Size, DType DType)>();
+        var slots = new List<(Sym Size, BufferKind Buffer)>();
         var slotOf = new Dictionary<int, int>();
         var free = new List<int>();
         for (int k = 0; k < groups.Count; k++)
@@ -49,20 +49,23 @@ internal static class MemoryPlanner
             if (gr.Kind == "const" || n.Op == Op.Reshape) continue;
             if (n.Op == Op.Param) { placements[n.Id] = new Placement(BufferKind.Params, Sym.Zero, Param: n.Ints[0]); continue; }
             if (n.Op == Op.Input) { placements[n.Id] = new Placement(BufferKind.Input, Sym.Zero, InputName: n.Name); continue; }
-            if (gradOf.TryGetValue(n.Id, out var gl) && gl.Count == 1 && users[n.Id].Count == 0 && CanAccumulate(n, gr))
+            // A parameter's low-precision copy is the shadow slab the optimizer keeps: no kernel, no slot.
+            if (IsParamCast(g, n)) { placements[n.Id] = new Placement(BufferKind.LowParams, Sym.Zero, Param: g[n.Inputs[0]].Ints[0]); continue; }
+            if (gradOf.TryGetValue(n.Id, out var gl) && gl.Count == 1 && users[n.Id].Count == 0 && CanAccumulate(n, gr) && !g.IsLow(n.Id))
             {
                 placements[n.Id] = new Placement(BufferKind.Grads, Sym.Zero, Param: gl[0].Param);
                 continue;
             }
             var size = Shapes.Numel(n.Shape);
+            var buffer = n.DType == DType.I32 ? BufferKind.IntArena : g.IsLow(n.Id) ? BufferKind.LowArena : BufferKind.Arena;
             int slot = -1;
             foreach (var f in free)
-                if (slots[f].DType == n.DType && slots[f].Size.Equals(size)) { slot = f; break; }
+                if (slots[f].Buffer == buffer && slots[f].Size.Equals(size)) { slot = f; break; }
             if (slot < 0)
                 foreach (var f in free)
-                    if (slots[f].DType == n.DType && Sym.ProvablyGreaterOrEqual(slots[f].Size, size)) { slot = f; break; }
+                    if (slots[f].Buffer == buffer && Sym.ProvablyGreaterOrEqual(slots[f].Size, size)) { slot = f; break; }
             if (slot >= 0) free.Remove(slot);
-            else { slot = slots.Count; slots.Add((size, n.DType)); }
+            else { slot = slots.Count; slots.Add((size, buffer)); }
             slotOf[n.Id] = slot;
             // Inputs whose last reader is this kernel are free once it has run (never reused by its own output).
             foreach (var i in gr.ExternalInputs)
@@ -73,22 +76,29 @@ internal static class MemoryPlanner
 
         // Slot offsets: prefix sums per buffer.
         var offsets = new Sym[slots.Count];
-        Sym fEnd = Sym.Zero, iEnd = Sym.Zero;
+        Sym fEnd = Sym.Zero, lEnd = Sym.Zero, iEnd = Sym.Zero;
         for (int s = 0; s < slots.Count; s++)
         {
-            if (slots[s].DType == DType.F32) { offsets[s] = fEnd; fEnd += slots[s].Size; }
-            else { offsets[s] = iEnd; iEnd += slots[s].Size; }
+            switch (slots[s].Buffer)
+            {
+                case BufferKind.Arena: offsets[s] = fEnd; fEnd += slots[s].Size; break;
+                case BufferKind.LowArena: offsets[s] = lEnd; lEnd += slots[s].Size; break;
+                default: offsets[s] = iEnd; iEnd += slots[s].Size; break;
+            }
         }
         foreach (var kv in slotOf)
-            placements[kv.Key] = new Placement(slots[kv.Value].DType == DType.F32 ? BufferKind.Arena : BufferKind.IntArena, offsets[kv.Value]);
+            placements[kv.Key] = new Placement(slots[kv.Value].Buffer, offsets[kv.Value]);
         // Aliases share their owner's placement.
         foreach (var gr in groups)
         {
             var n = g[gr.Root];
             if (n.Op == Op.Reshape) placements[n.Id] = placements[owner[n.Id]];
         }
-        return g.WithPlan(new MemoryPlan(placements, fEnd, iEnd, slots));
+        return g.WithPlan(new MemoryPlan(placements, fEnd, lEnd, iEnd, slots));
     }
+
+    /// <summary>A cast of a parameter: its value is the parameter's low-precision shadow.</summary>
+    public static bool IsParamCast(Graph g, Node n) => n.Op == Op.Cast && g[n.Inputs[0]].Op == Op.Param;
 
     private static bool CanAccumulate(Node n, FusionGroup gr) =>
         gr.Kind == "elementwise" || n.Op is Op.MatMul or Op.GatherGrad or Op.SumTo or Op.ReduceSum;

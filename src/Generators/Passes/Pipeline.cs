@@ -20,7 +20,7 @@ internal sealed class CompiledModel
 
 /// <summary>
 /// Runs the passes in order, verifying the graph after each one:
-/// lowering → shape inference → autodiff (train only) → simplify → fusion → memory plan.
+/// lowering → shape inference → autodiff (train only) → simplify → mixed precision → fusion → memory plan.
 /// </summary>
 internal static class Pipeline
 {
@@ -59,6 +59,7 @@ internal static class Pipeline
                     diags.Add(DiagnosticInfo.Create("KILN2003", spec.Loc, spec.Name));
             }
             g = Step(g, "simplify", Simplify.Run);
+            g = Step(g, "mixed precision", MixedPrecision.Run);
             g = Step(g, "fusion", Fusion.Run);
             g = Step(g, "memory plan", MemoryPlanner.Run);
             return g;

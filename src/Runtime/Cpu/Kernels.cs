@@ -150,6 +150,16 @@ public static class Kernels
         AddTo(dst.AsSpan((int)d0, (int)n), src.AsSpan((int)so, (int)n));
     }
 
+    /// <summary>Rounds a[off .. off+n) in place to the low-precision type (mode 1 bf16, 2 fp16; 0 leaves it), nearest even.</summary>
+    public static void RoundLow(float[] a, long off, long n, int mode)
+    {
+        if (mode == 0) return;
+        Check(a, off, n, "RoundLow");
+        var span = a.AsSpan((int)off, (int)n);
+        if (mode == 1) Precision.Bf16.Round(span);
+        else Precision.Fp16.Round(span);
+    }
+
     /// <summary>dst[d0 .. d0+n) += value.</summary>
     public static void AddScalarInto(float[] dst, long d0, long n, float value)
     {

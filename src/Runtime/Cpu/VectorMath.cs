@@ -77,6 +77,28 @@ public static class V
         for (int i = 0; i < 8; i++) a[i] = MathF.Pow(a[i], e);
         return Vector256.Create<float>(a);
     }
+
+    /// <summary>
+    /// Rounds to the program's low-precision storage type and back (emulating a 16-bit store): mode 0 keeps
+    /// fp32, 1 rounds to bf16, 2 to fp16, both to nearest even, as the CUDA kernels store them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> RoundLow(Vector256<float> x, int mode)
+    {
+        if (mode == 0) return x;
+        if (mode == 1)
+        {
+            var bits = x.AsUInt32();
+            var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256.Create(1u))) & Vector256.Create(0xFFFF0000u);
+            // NaN stays NaN (quietened), as in Bf16.Round.
+            var nan = Vector256.GreaterThan(bits & Vector256.Create(0x7FFFFFFFu), Vector256.Create(0x7F800000u));
+            var quiet = (bits | Vector256.Create(0x00400000u)) & Vector256.Create(0xFFFF0000u);
+            return Vector256.ConditionalSelect(nan, quiet, rounded).AsSingle();
+        }
+        return Vector256.Create(
+            S.RoundLow(x.GetElement(0), 2), S.RoundLow(x.GetElement(1), 2), S.RoundLow(x.GetElement(2), 2), S.RoundLow(x.GetElement(3), 2),
+            S.RoundLow(x.GetElement(4), 2), S.RoundLow(x.GetElement(5), 2), S.RoundLow(x.GetElement(6), 2), S.RoundLow(x.GetElement(7), 2));
+    }
 }
 
 /// <summary>Scalar counterparts of <see cref="V"/> for the tails of generated loops.</summary>
@@ -124,4 +146,13 @@ public static class S
     }
     /// <summary>x^p.</summary>
     public static float Pow(float x, float p) => MathF.Pow(x, p);
+
+    /// <summary>Rounds to the low-precision storage type and back: mode 0 keeps fp32, 1 rounds to bf16, 2 to fp16 (nearest even).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float RoundLow(float x, int mode) => mode switch
+    {
+        0 => x,
+        1 => Precision.Bf16.Round(x),
+        _ => Precision.Fp16.Round(x),
+    };
 }

@@ -63,6 +63,15 @@ public sealed class AdamW : Optimizer
         }
     }
 
+    /// <summary>The per-step constants of the update for <see cref="Optimizer.StepCount"/> (device kernels use the same numbers).</summary>
+    internal (float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float StepSize, float InvBc2Sqrt, float DecayFactor) StepConstants(float learningRate)
+    {
+        double t = StepCount;
+        double bc1 = 1.0 - Math.Pow(Beta1, t);
+        double bc2 = 1.0 - Math.Pow(Beta2, t);
+        return (Beta1, 1f - Beta1, Beta2, 1f - Beta2, Eps, (float)(learningRate / bc1), (float)(1.0 / Math.Sqrt(bc2)), 1f - learningRate * WeightDecay);
+    }
+
     private readonly record struct Constants(float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float StepSize, float InvBc2Sqrt, float DecayFactor);
 
     private static void Kernel(Span<float> param, ReadOnlySpan<float> grad, Span<float> m, Span<float> v, in Constants k, bool decay)

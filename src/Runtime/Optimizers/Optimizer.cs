@@ -39,9 +39,15 @@ public abstract class Optimizer
         ArgumentNullException.ThrowIfNull(program);
         if (!float.IsFinite(learningRate) || learningRate < 0)
             throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "The learning rate must be finite and non-negative.");
-        EnsureState(program.Params.Length);
         StepCount++;
+        if (program.UpdatesOnDevice)
+        {
+            program.DeviceOptimizerStep(this, learningRate);
+            return;
+        }
+        EnsureState(program.Params.Length);
         Update(program, Ranges(program), learningRate);
+        program.ParametersChanged();
     }
 
     /// <summary>

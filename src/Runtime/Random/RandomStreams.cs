@@ -18,6 +18,9 @@ internal static class RandomStreams
     /// <summary>Bits 63..62 = 10: dropout masks (see <see cref="Cpu.DropoutKernels.Stream"/>).</summary>
     public const ulong DropoutDomain = 2UL << 62;
 
+    /// <summary>Bits 63..62 = 11: stochastic rounding of the low-precision parameter copy; the rest is the step.</summary>
+    public const ulong StochasticRoundingDomain = 3UL << 62;
+
     private const ulong PayloadMask = (1UL << 62) - 1;
 
     /// <summary>Bit 61 inside the data domain: set for held-out splits, clear for epoch shuffles.</summary>
@@ -36,6 +39,13 @@ internal static class RandomStreams
     {
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "An epoch number is non-negative.");
         return DataDomain | (ulong)epoch;
+    }
+
+    /// <summary>The stream that rounds the low-precision parameter copy after optimizer step <paramref name="step"/>.</summary>
+    public static ulong StochasticRounding(long step)
+    {
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, "A step is non-negative.");
+        return StochasticRoundingDomain | ((ulong)step & PayloadMask);
     }
 
     /// <summary>The stream that orders examples for a train/held-out split.</summary>

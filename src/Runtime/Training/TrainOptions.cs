@@ -104,10 +104,20 @@ public sealed record TrainOptions
     public ProgressMode Progress { get; init; } = ProgressMode.Auto;
 
     /// <summary>
-    /// Where training runs: <c>"cpu"</c>, or <c>"auto"</c> (the best device available; the CPU in this
-    /// build). Any other value (such as <c>"cuda"</c>) is refused until the CUDA backend exists.
+    /// Where training runs: <c>"cpu"</c>, <c>"cuda"</c> (GPU 0), <c>"cuda:N"</c>, or <c>"auto"</c> (GPU 0 when the
+    /// CUDA driver and a GPU are present, else the CPU).
     /// </summary>
     public string Device { get; init; } = "auto";
+
+    /// <summary>
+    /// How low-precision tensors are stored: <see cref="PrecisionMode.Auto"/> is bf16 on a GPU and fp32 on the
+    /// CPU. bf16 and fp16 on the CPU are emulated (values rounded where a GPU would store 16 bits), for
+    /// checking mixed-precision numerics without a GPU. fp16 trains with dynamic loss scaling.
+    /// </summary>
+    public PrecisionMode Precision { get; init; } = PrecisionMode.Auto;
+
+    /// <summary>Round the low-precision copy of the parameters stochastically after each update (bf16/fp16 only).</summary>
+    public bool StochasticRounding { get; init; }
 
     /// <summary>Consecutive steps with a non-finite loss or gradient norm that are skipped before training stops with an error.</summary>
     public int MaxConsecutiveSkips { get; init; } = 5;
@@ -142,12 +152,9 @@ public sealed record TrainOptions
         Require(MetricsLog is null || !string.IsNullOrWhiteSpace(MetricsLog), nameof(MetricsLog), "must be a file path or null (no log), not an empty string.");
         Require(Enum.IsDefined(Progress), nameof(Progress), $"must be Auto, Plain or None (got {(int)Progress}).");
         Require(MaxConsecutiveSkips >= 1, nameof(MaxConsecutiveSkips), $"must be 1 or more (got {MaxConsecutiveSkips}).");
-        Require(!string.IsNullOrWhiteSpace(Device), nameof(Device), "must be \"cpu\" or \"auto\".");
-        string device = Device.Trim();
-        if (!device.Equals("cpu", StringComparison.OrdinalIgnoreCase) && !device.Equals("auto", StringComparison.OrdinalIgnoreCase))
-            throw new NotSupportedException(
-                $"TrainOptions.Device = \"{Device}\" is not supported: the CUDA backend is not built yet, so Kiln trains on the CPU only. " +
-                "Set Device = \"cpu\" (or \"auto\").");
+        Require(Enum.IsDefined(Precision), nameof(Precision), $"must be Auto, Float32, BFloat16 or Float16 (got {(int)Precision}).");
+        Require(!string.IsNullOrWhiteSpace(Device), nameof(Device), "must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\".");
+        Kiln.Runtime.Cuda.DeviceName.Parse(Device);
     }
 
     private static void Require(bool ok, string option, string problem)

@@ -39,9 +39,16 @@ public sealed class Trainer
         Schedule = options.Schedule == ScheduleKind.Cosine
             ? LearningRateSchedule.Cosine(options.LearningRate, options.MinLearningRate, options.WarmupSteps, options.Steps)
             : LearningRateSchedule.Constant(options.LearningRate, options.WarmupSteps);
+        program.StochasticRounding = options.StochasticRounding;
+        program.RoundingKey = (options.Seed, 0);
         if (initializeParameters) program.InitParameters(options.Seed);
+        else program.ParametersChanged();
         program.ZeroGrads();
+        if (program.Precision == PrecisionMode.Float16) LossScaler = new Kiln.Runtime.Precision.DynamicLossScaler();
     }
+
+    /// <summary>The dynamic loss scaler of fp16 training (PyTorch GradScaler semantics); null in fp32 and bf16.</summary>
+    public Kiln.Runtime.Precision.DynamicLossScaler? LossScaler { get; }
 
     /// <summary>The program being trained.</summary>
     public ModelProgram Program { get; }
@@ -198,27 +205,41 @@ public sealed class Trainer
                 long step = trainer.Step;
                 stepClock.Restart();
                 double lossSum = 0;
+                var scaler = trainer.LossScaler;
+                float lossScale = scaler?.Scale ?? 1f;
                 for (int micro = 0; micro < accumulation; micro++)
                 {
                     sampler.Next(indices);
                     var batch = train.GetBatch(indices);
-                    lossSum += program.TrainStep(batch, new StepContext(o.Seed, step, micro));
+                    lossSum += program.TrainStep(batch, new StepContext(o.Seed, step, micro, lossScale));
                 }
                 double loss = lossSum / accumulation;
-                if (accumulation > 1) GradientClipping.Scale(program.Grads, 1f / accumulation);
-                double gradNorm = o.ClipGradNorm > 0
-                    ? GradientClipping.ClipByGlobalNorm(program.Grads, o.ClipGradNorm)
-                    : GradientClipping.GlobalNorm(program.Grads);
+                // One pass both averages the accumulation group and removes the loss scale.
+                float unscale = 1f / (accumulation * lossScale);
+                if (unscale != 1f) program.ScaleGradients(unscale);
+                double gradNorm = program.GradientNorm();
+                if (o.ClipGradNorm > 0 && double.IsFinite(gradNorm))
+                {
+                    // PyTorch's clip_grad_norm_: the factor max / (norm + 1e-6), applied only when below 1.
+                    double factor = o.ClipGradNorm / (gradNorm + 1e-6);
+                    if (factor < 1.0) program.ScaleGradients((float)factor);
+                }
                 float lr = trainer.Schedule.At(step);
                 bool skip = !double.IsFinite(loss) || !double.IsFinite(gradNorm);
+                // fp16: an overflow in the scaled gradients is the loss scaler's business (halve and retry), not divergence,
+                // unless the scale is already at its floor.
+                bool scalerSkip = scaler is not null && double.IsFinite(loss) && !double.IsFinite(gradNorm) && scaler.Scale > scaler.MinScale;
+                scaler?.Update(!double.IsFinite(gradNorm));
                 if (skip)
                 {
                     skipped++;
-                    consecutiveSkips++;
+                    if (scalerSkip) consecutiveSkips = 0;
+                    else consecutiveSkips++;
                 }
                 else
                 {
                     consecutiveSkips = 0;
+                    program.RoundingKey = (o.Seed, step);
                     trainer.Optimizer.Step(program, lr);
                     _losses.Add(loss);
                     reportLoss += loss;
@@ -262,6 +283,7 @@ public sealed class Trainer
                         evalsWithoutImprovement = 0;
                         if (o.EarlyStoppingPatience > 0)
                         {
+                            program.SyncParametersToHost();
                             bestParams ??= new float[program.Params.Length];
                             Array.Copy(program.Params, bestParams, bestParams.Length);
                         }
@@ -273,6 +295,7 @@ public sealed class Trainer
                     if (!last && o.EarlyStoppingPatience > 0 && evalsWithoutImprovement >= o.EarlyStoppingPatience && bestParams is not null)
                     {
                         Array.Copy(bestParams, program.Params, bestParams.Length);
+                        program.ParametersChanged();
                         stoppedEarly = true;
                     }
                 }

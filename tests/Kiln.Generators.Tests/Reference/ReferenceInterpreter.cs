@@ -54,6 +54,9 @@ internal sealed class ReferenceRun
     /// <summary>Float hyperparameters (used by <see cref="Scalar.Eval"/>).</summary>
     public Dictionary<string, double> FloatHypers { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The seed of the backward pass (the program's loss scale).</summary>
+    public double LossScale { get; set; } = 1;
+
     /// <summary>Parameter values in the graph's parameter-table order, row-major.</summary>
     public IReadOnlyList<double[]> Params { get; set; } = Array.Empty<double[]>();
 
@@ -71,7 +74,7 @@ internal sealed class ReferenceRun
 
     public ReferenceRun Clone()
     {
-        var c = new ReferenceRun { Params = Params, Training = Training, Masks = Masks };
+        var c = new ReferenceRun { Params = Params, Training = Training, Masks = Masks, LossScale = LossScale };
         foreach (var kv in Symbols) c.Symbols[kv.Key] = kv.Value;
         foreach (var kv in FloatHypers) c.FloatHypers[kv.Key] = kv.Value;
         foreach (var kv in Inputs) c.Inputs[kv.Key] = kv.Value;
@@ -115,7 +118,8 @@ internal static class ReferenceInterpreter
         var symbols = BindSymbols(g, run);
         long Lookup(string name) => symbols.TryGetValue(name, out var v) ? v
             : throw new KeyNotFoundException($"reference: symbol '{name}' is not bound (bound: {string.Join(", ", symbols.Keys)})");
-        double Hyper(string name) => run.FloatHypers.TryGetValue(name, out var v) ? v
+        double Hyper(string name) => name == Kiln.Generators.Passes.Autodiff.LossScaleSymbol ? run.LossScale
+            : run.FloatHypers.TryGetValue(name, out var v) ? v
             : symbols.TryGetValue(name, out var l) ? l
             : throw new KeyNotFoundException($"reference: float hyperparameter '{name}' is not bound");
 
@@ -266,6 +270,7 @@ internal static class ReferenceInterpreter
             case Op.AddScalar: { var s = Sc(); return Map(x[0], v => v + s); }
             case Op.PowScalar: { var s = Sc(); return Map(x[0], v => Math.Pow(v, s)); }
             case Op.StopGradient: return Map(x[0], v => v);
+            case Op.Cast: return Map(x[0], v => v); // the reference computes in float64 without rounding
             case Op.BroadcastTo:
             {
                 var target = BroadcastShape(x[0].Shape, declared);

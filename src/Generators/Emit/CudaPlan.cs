@@ -1,0 +1,52 @@
+using System.Collections.Generic;
+using Kiln.Generators.Ir;
+
+namespace Kiln.Generators.Emit;
+
+/// <summary>What one argument of a kernel launch is, for the host code that passes it.</summary>
+internal enum CudaArgKind
+{
+    /// <summary>The device address of a node's storage.</summary>
+    Buffer,
+    /// <summary>A symbolic size, passed as <c>long long</c>.</summary>
+    Size,
+    /// <summary>A symbolic float (a fused constant or an op's scalar), passed as <c>float</c>.</summary>
+    Float,
+    /// <summary>A C# expression of the host program (the seed, a Philox stream), passed as is.</summary>
+    Host,
+}
+
+/// <summary>One kernel argument: the node whose storage is passed, or a size, a float or a host expression.</summary>
+internal sealed record CudaArg(CudaArgKind Kind, int Node = -1, Sym? Size = null, Scalar? Float = null, string? Host = null)
+{
+    public static CudaArg Buffer(int node) => new(CudaArgKind.Buffer, Node: node);
+    public static CudaArg Sz(Sym s) => new(CudaArgKind.Size, Size: s);
+    public static CudaArg Fl(Scalar s) => new(CudaArgKind.Float, Float: s);
+    public static CudaArg Expr(string csharp) => new(CudaArgKind.Host, Host: csharp);
+}
+
+/// <summary>How a kernel's grid is sized: one thread per element, or one warp per row (both grid-stride).</summary>
+internal enum CudaGrid { Elements, Warps }
+
+/// <summary>
+/// The launch of one emitted kernel for one fusion group: name, grid shape and work (elements or rows),
+/// the arguments in parameter order, and a node whose storage must be zeroed first (a scatter-add target
+/// that does not accumulate into the gradient slab), or -1.
+/// </summary>
+internal sealed record CudaLaunch(string Kernel, CudaGrid Grid, Sym Work, IReadOnlyList<CudaArg> Args, int ZeroFirst = -1);
+
+/// <summary>The CUDA translation unit of a model and, per program, the launch of every group that has a kernel.</summary>
+internal sealed class CudaModule
+{
+    public CudaModule(string source, string fileName, IReadOnlyDictionary<GraphKind, Dictionary<int, CudaLaunch>> launches)
+    { Source = source; FileName = fileName; Launches = launches; }
+
+    /// <summary>The CUDA C source (self-contained).</summary>
+    public string Source { get; }
+
+    /// <summary>The program name NVRTC reports diagnostics under.</summary>
+    public string FileName { get; }
+
+    /// <summary>Per program, the launch of each fusion group (by group id) that runs an emitted kernel.</summary>
+    public IReadOnlyDictionary<GraphKind, Dictionary<int, CudaLaunch>> Launches { get; }
+}
