@@ -87,6 +87,26 @@ internal static class GeneratorHarness
         return (Kiln.Runtime.ModelProgram)type.GetMethod("CreateProgram", Type.EmptyTypes)!.Invoke(model, null)!;
     }
 
+    /// <summary>The generated program of <paramref name="modelType"/> (default hyperparameters) for a device string and precision.</summary>
+    public static Kiln.Runtime.ModelProgram CreateProgram(Assembly asm, string modelType, string device, Kiln.PrecisionMode precision)
+    {
+        var type = asm.GetType(modelType, throwOnError: true)!;
+        var ctor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).First();
+        var model = ctor.Invoke(ctor.GetParameters().Select(p => p.DefaultValue).ToArray());
+        return (Kiln.Runtime.ModelProgram)type.GetMethod("CreateProgram", new[] { typeof(string), typeof(Kiln.PrecisionMode) })!.Invoke(model, new object[] { device, precision })!;
+    }
+
+    /// <summary>The generated CUDA program of <paramref name="modelType"/> (default hyperparameters, or the given ones) on <paramref name="gpu"/>.</summary>
+    public static Kiln.Runtime.ModelProgram CreateProgram(Assembly asm, string modelType, Kiln.Runtime.Cuda.IGpu gpu, Kiln.PrecisionMode precision, params object?[] args)
+    {
+        var type = asm.GetType(modelType, throwOnError: true)!;
+        var ctor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).First();
+        var ps = ctor.GetParameters();
+        var values = ps.Select((p, i) => i < args.Length && args[i] is not null ? Convert.ChangeType(args[i], p.ParameterType) : p.DefaultValue).ToArray();
+        var model = ctor.Invoke(values);
+        return (Kiln.Runtime.ModelProgram)type.GetMethod("CreateProgram", new[] { typeof(Kiln.Runtime.Cuda.IGpu), typeof(Kiln.PrecisionMode) })!.Invoke(model, new object[] { gpu, precision })!;
+    }
+
     /// <summary>The parsed spec of the single [Model] in the sources (for tests that drive the IR pipeline directly).</summary>
     public static ModelSpec Spec(params string[] sources)
     {

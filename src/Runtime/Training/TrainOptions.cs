@@ -116,6 +116,12 @@ public sealed record TrainOptions
     /// </summary>
     public PrecisionMode Precision { get; init; } = PrecisionMode.Auto;
 
+    /// <summary>
+    /// The initial fp16 loss scale (PyTorch GradScaler's <c>init_scale</c>, 2¹⁶). A step whose scaled gradients
+    /// overflow is skipped and the scale halves; after 2000 clean steps it doubles. Ignored for fp32 and bf16.
+    /// </summary>
+    public float InitialLossScale { get; init; } = 65536f;
+
     /// <summary>Round the low-precision copy of the parameters stochastically after each update (bf16/fp16 only).</summary>
     public bool StochasticRounding { get; init; }
 
@@ -152,6 +158,7 @@ public sealed record TrainOptions
         Require(MetricsLog is null || !string.IsNullOrWhiteSpace(MetricsLog), nameof(MetricsLog), "must be a file path or null (no log), not an empty string.");
         Require(Enum.IsDefined(Progress), nameof(Progress), $"must be Auto, Plain or None (got {(int)Progress}).");
         Require(MaxConsecutiveSkips >= 1, nameof(MaxConsecutiveSkips), $"must be 1 or more (got {MaxConsecutiveSkips}).");
+        Require(float.IsFinite(InitialLossScale) && InitialLossScale >= 1f, nameof(InitialLossScale), $"must be finite and at least 1 (got {InitialLossScale}); 65536 is PyTorch's default.");
         Require(Enum.IsDefined(Precision), nameof(Precision), $"must be Auto, Float32, BFloat16 or Float16 (got {(int)Precision}).");
         Require(!string.IsNullOrWhiteSpace(Device), nameof(Device), "must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\".");
         Kiln.Runtime.Cuda.DeviceName.Parse(Device);

@@ -44,7 +44,7 @@ public sealed class Trainer
         if (initializeParameters) program.InitParameters(options.Seed);
         else program.ParametersChanged();
         program.ZeroGrads();
-        if (program.Precision == PrecisionMode.Float16) LossScaler = new Kiln.Runtime.Precision.DynamicLossScaler();
+        if (program.Precision == PrecisionMode.Float16) LossScaler = new Kiln.Runtime.Precision.DynamicLossScaler(options.InitialLossScale);
     }
 
     /// <summary>The dynamic loss scaler of fp16 training (PyTorch GradScaler semantics); null in fp32 and bf16.</summary>
