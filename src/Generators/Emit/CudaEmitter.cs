@@ -225,7 +225,13 @@ internal sealed class CudaEmitter
             {
                 bool sum = n.Op == Op.ReduceSum;
                 int axis = n.Ints[0];
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0");
+                var innerSize = Numel(x!.Shape.Skip(axis + 1));
+                if (!innerSize.Equals(Sym.One))
+                {
+                    EmitColumnReduce(gr, n, x.Id, Numel(x.Shape.Take(axis)), x.Shape[axis], innerSize, sum, KernelName(gr, sum ? "reducesum" : "reducemax"), src);
+                    return;
+                }
+                OutParam(ps, n.Id); InParam(ps, x.Id, "in0");
                 SizeParam(ps, "outer", Numel(x.Shape.Take(axis))); SizeParam(ps, "len", x.Shape[axis]); SizeParam(ps, "inner", Numel(x.Shape.Skip(axis + 1)));
                 Kernel(gr, KernelName(gr, sum ? "reducesum" : "reducemax"), ps, CudaGrid.Warps, Numel(x.Shape.Take(axis)) * Numel(x.Shape.Skip(axis + 1)), () =>
                 {
@@ -445,11 +451,50 @@ internal sealed class CudaEmitter
         return (dims, reduced);
     }
 
+    /// <summary>
+    /// A reduction over the middle axis of [outer, len, inner] with inner &gt; 1 (a bias gradient, a sum over the
+    /// batch): one 256-thread block per (outer index, 32-column tile), 8 row lanes per column so the loads of a
+    /// warp are 32 consecutive columns (coalesced), combined in shared memory in a fixed order (deterministic).
+    /// </summary>
+    private void EmitColumnReduce(FusionGroup gr, Node n, int input, Sym outer, Sym len, Sym inner, bool sum, string name, SourceRef src)
+    {
+        var ps = new Params();
+        OutParam(ps, n.Id); InParam(ps, input, "in0");
+        SizeParam(ps, "outer", outer); SizeParam(ps, "len", len); SizeParam(ps, "inner", inner);
+        var tiles = Sym.Div(inner + Sym.Const(31), Sym.Const(32));
+        string Combine(string a, string b) => sum ? $"{a} + {b}" : $"fmaxf({a}, {b})";
+        Kernel(gr, name, ps, CudaGrid.Blocks, outer * tiles, () =>
+        {
+            Line("    // [outer, len, inner] → [outer, inner]: a block per (outer, 32-column tile), 8 row lanes per column; needs blockDim.x == 256.");
+            Line("    __shared__ float part[8][33];");
+            Line("    kiln_i64 tiles = CEIL_DIV(inner, 32);");
+            Line("    unsigned int lane = threadIdx.x % 32, ry = threadIdx.x / 32;");
+            Line("    for (kiln_i64 bt = blockIdx.x; bt < outer * tiles; bt += gridDim.x)");
+            Line("    {");
+            Line("        kiln_i64 o = bt / tiles, c = (bt % tiles) * 32 + lane;");
+            Line($"        float acc = {(sum ? "0.0f" : "kiln_NegInf()")};");
+            Line($"        if (c < inner) for (kiln_i64 j = ry; j < len; j += 8) acc = {Combine("acc", Load(input, "in0", "(o * len + j) * inner + c"))};");
+            Line("        part[ry][lane] = acc;");
+            Line("        __syncthreads();");
+            Line("        if (ry == 0 && c < inner)");
+            Line("        {");
+            Line("            float r = part[0][lane];");
+            Line($"            for (int k = 1; k < 8; k++) r = {Combine("r", "part[k][lane]")};");
+            Line($"            {Store(n.Id, "o * inner + c", "r")}");
+            Line("        }");
+            Line("        __syncthreads();");
+            Line("    }");
+        }, src);
+    }
+
     private void EmitSumTo(FusionGroup gr, Node n, SourceRef src)
     {
         var x = _g[n.Inputs[0]];
         var (dimSyms, runs) = SumToPattern(x.Shape, n.Shape);
         int m = runs.Count;
+        // Summing leading rows into trailing columns reads across rows: the column kernel keeps loads coalesced.
+        if (m == 2 && runs[0] && !runs[1]) { EmitColumnReduce(gr, n, x.Id, Sym.One, dimSyms[0], dimSyms[1], true, KernelName(gr, "sumto"), src); return; }
+        if (m == 3 && !runs[0] && runs[1] && !runs[2]) { EmitColumnReduce(gr, n, x.Id, dimSyms[0], dimSyms[1], dimSyms[2], true, KernelName(gr, "sumto"), src); return; }
         var dims = Enumerable.Range(0, m).Select(d => "d" + d).ToArray();
         string Stride(int d) => d == m - 1 ? "1" : string.Join(" * ", dims.Skip(d + 1));
         var kept = Enumerable.Range(0, m).Where(d => !runs[d]).ToList();

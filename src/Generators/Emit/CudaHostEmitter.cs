@@ -117,7 +117,7 @@ internal static class CudaHostEmitter
                 CudaArgKind.Float => names.Scalar(a.Float!),
                 _ => a.Host!,
             });
-            var how = launch.Grid == CudaGrid.Elements ? "LaunchElements" : "LaunchWarps";
+            var how = launch.Grid switch { CudaGrid.Elements => "LaunchElements", CudaGrid.Warps => "LaunchWarps", _ => "LaunchBlocks" };
             // An array rather than a params span: generated code must compile with C# 12 (the .NET 8 SDK).
             w.Line($"{how}({kernelIndex[launch.Kernel]}, (long)({S(launch.Work)}), new global::Kiln.Runtime.Interop.KernelArgument[] {{ {string.Join(", ", args)} }}); // {launch.Kernel}");
         }

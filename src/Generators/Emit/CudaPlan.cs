@@ -25,8 +25,11 @@ internal sealed record CudaArg(CudaArgKind Kind, int Node = -1, Sym? Size = null
     public static CudaArg Expr(string csharp) => new(CudaArgKind.Host, Host: csharp);
 }
 
-/// <summary>How a kernel's grid is sized: one thread per element, or one warp per row (both grid-stride).</summary>
-internal enum CudaGrid { Elements, Warps }
+/// <summary>
+/// How a kernel's grid is sized: one thread per element, one warp per row (both grid-stride), or a given
+/// number of 256-thread blocks (grid-stride over blocks; the kernel relies on exactly 256 threads per block).
+/// </summary>
+internal enum CudaGrid { Elements, Warps, Blocks }
 
 /// <summary>
 /// The launch of one emitted kernel for one fusion group: name, grid shape and work (elements or rows),

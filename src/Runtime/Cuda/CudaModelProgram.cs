@@ -172,6 +172,10 @@ public abstract class CudaModelProgram : ModelProgram, IDisposable
     protected void LaunchWarps(int index, long rows, params ReadOnlySpan<KernelArgument> arguments) =>
         Kernel(index).Launch(GridFor(rows * 32), BlockThreads, 0, arguments);
 
+    /// <summary>Launches kernel <paramref name="index"/> on <paramref name="blocks"/> blocks of 256 threads (grid-stride beyond 65535).</summary>
+    protected void LaunchBlocks(int index, long blocks, params ReadOnlySpan<KernelArgument> arguments) =>
+        Kernel(index).Launch((uint)Math.Clamp(blocks, 1, 65535), BlockThreads, 0, arguments);
+
     /// <summary>Zeroes <paramref name="bytes"/> at <paramref name="pointer"/>.</summary>
     protected void Zero(ulong pointer, long bytes) => _gpu.Fill(pointer, 0, bytes);
 
