@@ -18,6 +18,8 @@ internal static class CudaRuntimeKernels
     public const string Text = """
         // ═══════════ runtime kernels (optimizer, norms, casts, dropout) ═══════════
 
+        // Every kernel is declared on one line, as the emitter's are (the test emulator finds kernels that way).
+
         // Philox4x32-10, Random123's word order: counter (c0..c3) = (block lo, block hi, stream lo, stream hi), key = (seed lo, seed hi).
         __device__ __forceinline__ unsigned int kiln_philox_word(unsigned long long key, unsigned long long stream, unsigned long long index)
         {
@@ -68,10 +70,7 @@ internal static class CudaRuntimeKernels
         }
 
         // AdamW with decoupled weight decay, the CPU optimizer's formula; writes the low-precision copy (lp may be null).
-        extern "C" __global__ void kiln_rt_adamw(float* __restrict__ p, kiln_low* __restrict__ lp, float* __restrict__ m, float* __restrict__ v,
-            const float* __restrict__ g, const unsigned char* __restrict__ decay, long long n,
-            float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2, float eps, float stepSize, float invBc2Sqrt, float decayFactor,
-            int sr, unsigned long long seed, unsigned long long stream)
+        extern "C" __global__ void kiln_rt_adamw(float* __restrict__ p, kiln_low* __restrict__ lp, float* __restrict__ m, float* __restrict__ v, const float* __restrict__ g, const unsigned char* __restrict__ decay, long long n, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2, float eps, float stepSize, float invBc2Sqrt, float decayFactor, int sr, unsigned long long seed, unsigned long long stream)
         {
             KILN_FOR_ELEMENTS(i, n)
             {
@@ -86,9 +85,7 @@ internal static class CudaRuntimeKernels
         }
 
         // SGD with optional (Nesterov) momentum and L2 weight decay, the CPU optimizer's formula.
-        extern "C" __global__ void kiln_rt_sgd(float* __restrict__ p, kiln_low* __restrict__ lp, float* __restrict__ buf,
-            const float* __restrict__ g, const unsigned char* __restrict__ decay, long long n,
-            float lr, float weightDecay, float momentum, int nesterov, int sr, unsigned long long seed, unsigned long long stream)
+        extern "C" __global__ void kiln_rt_sgd(float* __restrict__ p, kiln_low* __restrict__ lp, float* __restrict__ buf, const float* __restrict__ g, const unsigned char* __restrict__ decay, long long n, float lr, float weightDecay, float momentum, int nesterov, int sr, unsigned long long seed, unsigned long long stream)
         {
             KILN_FOR_ELEMENTS(i, n)
             {
@@ -107,8 +104,7 @@ internal static class CudaRuntimeKernels
         }
 
         // The low-precision copy of the parameters (after loading or initialising them).
-        extern "C" __global__ void kiln_rt_params_to_low(kiln_low* __restrict__ lp, const float* __restrict__ p, long long n,
-            int sr, unsigned long long seed, unsigned long long stream)
+        extern "C" __global__ void kiln_rt_params_to_low(kiln_low* __restrict__ lp, const float* __restrict__ p, long long n, int sr, unsigned long long seed, unsigned long long stream)
         {
             KILN_FOR_ELEMENTS(i, n) kiln_store_low_param(lp, i, p[i], sr, seed, stream);
         }
