@@ -8,11 +8,19 @@ using Spirals;
 // Two interleaved noisy spirals (a classic non-linearly-separable task), split 80/20.
 int points = 4000;
 long steps = 1500;
+string device = "cpu";
+var precision = PrecisionMode.Auto;
 foreach (var arg in args)
 {
     if (arg.StartsWith("--steps=", StringComparison.Ordinal)) steps = long.Parse(arg.AsSpan(8));
     else if (arg.StartsWith("--points=", StringComparison.Ordinal)) points = int.Parse(arg.AsSpan(9));
-    else { Console.Error.WriteLine($"unknown argument '{arg}'; use --steps=N --points=N"); return 2; }
+    else if (arg.StartsWith("--device=", StringComparison.Ordinal)) device = arg[9..];
+    else if (arg.StartsWith("--precision=", StringComparison.Ordinal) && Enum.TryParse(arg[12..], ignoreCase: true, out PrecisionMode p)) precision = p;
+    else
+    {
+        Console.Error.WriteLine($"unknown argument '{arg}'; use --steps=N --points=N --device=cpu|cuda|cuda:N|auto --precision=Auto|Float32|BFloat16|Float16");
+        return 2;
+    }
 }
 
 var (x, y) = SpiralData.Generate(points, turns: 2.0, noise: 0.08, seed: 7);
@@ -28,10 +36,11 @@ var trainer = model.CreateTrainer(new TrainOptions
     WarmupSteps = 50,
     WeightDecay = 0.01f,
     EvalEvery = 250,
-    Device = "cpu",
+    Device = device,          // the CPU by default: this model is far too small to gain from a GPU
+    Precision = precision,
     MetricsLog = Path.Combine(AppContext.BaseDirectory, "spirals-metrics.jsonl"), // one JSON object per step and eval
 });
-Console.WriteLine($"Kiln example: {model.GetType().Name}, {trainer.Program.Params.Length:N0} parameters, {train.Count} train / {heldOut.Count} held-out points");
+Console.WriteLine($"Kiln example: {model.GetType().Name}, {trainer.Program.Params.Length:N0} parameters, {train.Count} train / {heldOut.Count} held-out points, {trainer.Program.Device} ({trainer.Program.Precision})");
 
 var clock = Stopwatch.StartNew();
 var result = trainer.Fit(train, heldOut);
