@@ -262,7 +262,7 @@ internal sealed class CudaEmitter
                     Line($"    // d = output dims, s = input element stride of each output axis (order {string.Join(",", n.Ints)}).");
                     Line($"    KILN_FOR_ELEMENTS(i, {(r == 0 ? "1" : string.Join(" * ", Enumerable.Range(0, r).Select(d => "d" + d)))})");
                     Line("    {");
-                    Line("        kiln_i64 rem = i, src = 0;");
+                    Line(r == 0 ? "        kiln_i64 src = 0;" : "        kiln_i64 rem = i, src = 0;");
                     for (int d = r - 1; d >= 0; d--) Line($"        src += (rem % d{d}) * s{d}; rem /= d{d};");
                     Line("        out[i] = in0[src];");
                     Line("    }");
@@ -509,12 +509,13 @@ internal sealed class CudaEmitter
             Line($"    // Collapsed dims d0..d{m - 1}; summed: {(summed.Count == 0 ? "none" : string.Join(", ", summed.Select(d => "d" + d)))}. One warp per output element.");
             Line($"    KILN_FOR_WARPS(row, {Prod(kept)})");
             Line("    {");
-            Line("        kiln_i64 rem = row, base = 0;");
+            // (No index arithmetic when every axis is summed: NVRTC warns about an unused variable.)
+            Line(kept.Count == 0 ? "        kiln_i64 base = 0;" : "        kiln_i64 rem = row, base = 0;");
             for (int i = kept.Count - 1; i >= 0; i--) Line($"        base += (rem % d{kept[i]}) * ({Stride(kept[i])}); rem /= d{kept[i]};");
             Line("        float acc = 0.0f;");
             Line($"        for (kiln_i64 t = threadIdx.x % KILN_WARP; t < {Prod(summed)}; t += KILN_WARP)");
             Line("        {");
-            Line("            kiln_i64 r = t, src = base;");
+            Line(summed.Count == 0 ? "            kiln_i64 src = base;" : "            kiln_i64 r = t, src = base;");
             for (int i = summed.Count - 1; i >= 0; i--) Line($"            src += (r % d{summed[i]}) * ({Stride(summed[i])}); r /= d{summed[i]};");
             Line($"            acc += {Load(x.Id, "in0", "src")};");
             Line("        }");
@@ -572,8 +573,12 @@ internal sealed class CudaEmitter
             Line("    {");
             if (inputs.Count > 0)
             {
-                Line("        kiln_i64 rem = i;");
-                for (int d = m - 1; d >= 0; d--) Line(d == 0 ? "        kiln_i64 i0 = rem;" : $"        kiln_i64 i{d} = rem % d{d}; rem /= d{d};");
+                if (m == 1) Line("        kiln_i64 i0 = i;");
+                else
+                {
+                    Line("        kiln_i64 rem = i;");
+                    for (int d = m - 1; d >= 0; d--) Line(d == 0 ? "        kiln_i64 i0 = rem;" : $"        kiln_i64 i{d} = rem % d{d}; rem /= d{d};");
+                }
             }
             for (int k = 0; k < inputs.Count; k++)
             {

@@ -76,8 +76,8 @@ public enum NvrtcSeverity
 }
 
 /// <summary>One diagnostic parsed from an NVRTC log line such as <c>kernel.cu(12): error: identifier "x" is undefined</c>.</summary>
-/// <param name="File">The program name NVRTC reports (the name given when compiling).</param>
-/// <param name="Line">The 1-based line in the CUDA source.</param>
+/// <param name="File">The file NVRTC reports (the program name, or the C# file a <c>#line</c> directive names); empty for a message "At end of source".</param>
+/// <param name="Line">The 1-based line in that file; 0 for a message "At end of source".</param>
 /// <param name="Severity">Error, warning or remark.</param>
 /// <param name="Code">The diagnostic number when NVRTC prints one (e.g. <c>177-D</c>), otherwise <see langword="null"/>.</param>
 /// <param name="Message">The text after the severity.</param>
@@ -87,6 +87,11 @@ public sealed record NvrtcDiagnostic(string File, int Line, NvrtcSeverity Severi
     // "name(line): catastrophic error: text"; the program name may itself contain parentheses.
     private static readonly Regex LinePattern = new(
         @"^(?<file>.+)\((?<line>\d+)\): (?<severity>catastrophic error|error|warning|remark)(?: #(?<code>[0-9A-Za-z-]+))?: (?<message>.*)$",
+        RegexOptions.CultureInvariant | RegexOptions.Compiled);
+
+    // A message about the end of the translation unit has no line: "At end of source: error: expected a \"}\"".
+    private static readonly Regex EndOfSourcePattern = new(
+        @"^At end of source: (?<severity>catastrophic error|error|warning|remark)(?: #(?<code>[0-9A-Za-z-]+))?: (?<message>.*)$",
         RegexOptions.CultureInvariant | RegexOptions.Compiled);
 
     /// <summary>Parses every diagnostic line of an NVRTC log; source excerpts, carets and summary lines are skipped.</summary>
@@ -101,8 +106,14 @@ public sealed record NvrtcDiagnostic(string File, int Line, NvrtcSeverity Severi
         {
             string line = rawLine.TrimEnd('\r');
             Match match = LinePattern.Match(line);
+            bool atEnd = false;
             if (!match.Success)
-                continue;
+            {
+                match = EndOfSourcePattern.Match(line);
+                if (!match.Success)
+                    continue;
+                atEnd = true;
+            }
 
             string severityText = match.Groups["severity"].Value;
             NvrtcSeverity severity = severityText switch
@@ -113,8 +124,8 @@ public sealed record NvrtcDiagnostic(string File, int Line, NvrtcSeverity Severi
             };
             string? code = match.Groups["code"].Success ? match.Groups["code"].Value : null;
             diagnostics.Add(new NvrtcDiagnostic(
-                match.Groups["file"].Value,
-                int.Parse(match.Groups["line"].Value, System.Globalization.CultureInfo.InvariantCulture),
+                atEnd ? string.Empty : match.Groups["file"].Value,
+                atEnd ? 0 : int.Parse(match.Groups["line"].Value, System.Globalization.CultureInfo.InvariantCulture),
                 severity,
                 code,
                 match.Groups["message"].Value.Trim()));

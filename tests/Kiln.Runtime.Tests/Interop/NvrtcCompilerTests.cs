@@ -168,4 +168,11 @@ public sealed class NvrtcCompilerTests
         Assert.Equal("gpt(block).cu(3): warning #177-D: variable \"unused\" was declared but never referenced", diagnostics[1].ToString());
         Assert.Empty(NvrtcDiagnostic.Parse(string.Empty));
     }
+
+    [Fact]
+    public void A_diagnostic_at_the_end_of_the_source_has_no_location()
+    {
+        var diagnostic = Assert.Single(NvrtcDiagnostic.Parse("At end of source: error: expected a \"}\"\n1 error detected in the compilation of \"m.cu\"."));
+        Assert.Equal(new NvrtcDiagnostic(string.Empty, 0, NvrtcSeverity.Error, null, "expected a \"}\""), diagnostic);
+    }
 }
