@@ -17,20 +17,25 @@ namespace Kiln.Generators.Tests;
 /// are compared with the CPU program of the same precision on the same parameters and inputs. In fp32 the two
 /// differ only by summation order and libm (tolerance 1e-4 + 1e-3·scale, as against the float64 reference);
 /// in bf16 a value near a rounding boundary may round to the neighbouring bf16 on one side, so the tolerance
-/// is a few bf16 ulps (2⁻⁸) of the tensor's scale. A real GPU is compared with the CPU by the GPU tests.
+/// is a few bf16 ulps (2⁻⁸) of the tensor's scale. The same checks run on a real GPU (<see cref="GpuCudaProgramTests"/>)
+/// where one is present, with cuBLASLt and the driver in place of the emulator.
 /// </summary>
-public class CudaProgramTests : IDisposable
+public abstract class CudaProgramChecks : IDisposable
 {
     private readonly ITestOutputHelper _out;
-    private readonly EmulatedGpu? _gpu;
+    private readonly IGpu? _gpu;
 
-    public CudaProgramTests(ITestOutputHelper output)
+    protected CudaProgramChecks(ITestOutputHelper output, Func<IGpu?> open)
     {
         _out = output;
-        if (EmulatorAvailability.SkipReason is null) _gpu = new EmulatedGpu();
+        _gpu = open();
     }
 
-    public void Dispose() => _gpu?.Dispose();
+    public void Dispose()
+    {
+        _gpu?.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(HandWritten.Source));
 
@@ -39,9 +44,7 @@ public class CudaProgramTests : IDisposable
 
     private static (double Abs, double Rel) Tolerance(PrecisionMode p) => p == PrecisionMode.Float32 ? (1e-4, 1e-3) : (2e-3, 4e-2);
 
-    [EmulatorTheory]
-    [MemberData(nameof(Cases))]
-    public void Cuda_program_matches_the_cpu_program_loss_gradients_eval_and_forward(string model, PrecisionMode precision)
+    protected void ProgramMatchesCpu(string model, PrecisionMode precision)
     {
         var why = $"{model} {precision}: {TestSeeds.Describe(model + " cuda")}";
         _out.WriteLine(why);
@@ -96,8 +99,7 @@ public class CudaProgramTests : IDisposable
                 expected.AsSpan((int)p.Offset, (int)p.Length).ToArray().Select(v => (double)v).ToArray(), abs, rel);
     }
 
-    [EmulatorFact]
-    public void Comparison_detects_a_wrong_kernel_result()
+    protected void ComparisonDetectsAWrongResult()
     {
         // The harness must be able to fail: one perturbed gradient element is reported.
         const string model = "C.Mlp";
@@ -126,9 +128,7 @@ public class CudaProgramTests : IDisposable
         new object[] { PrecisionMode.Float16, OptimizerKind.Sgd, false },
     };
 
-    [EmulatorTheory]
-    [MemberData(nameof(TrainingCases))]
-    public void Training_on_the_cuda_program_follows_the_cpu_loss_curve_and_parameters(PrecisionMode precision, OptimizerKind optimizer, bool stochastic)
+    protected void TrainingFollowsCpu(PrecisionMode precision, OptimizerKind optimizer, bool stochastic)
     {
         // A small spirals model through the whole trainer: device optimizer (fused with the low-precision copy and
         // stochastic rounding), device gradient norm and clipping, fp16 loss scaling, evaluation.
@@ -161,8 +161,7 @@ public class CudaProgramTests : IDisposable
         Assert.True(rg.BestEvalLoss < before - 0.03, $"the GPU program did not learn: held-out loss {before:F4} before, {rg.BestEvalLoss:F4} after");
     }
 
-    [EmulatorFact]
-    public void Dropout_masks_on_the_device_are_the_cpu_masks_bit_for_bit()
+    protected void DropoutMasksMatchCpu()
     {
         // C.SeqPool uses Dropout: with fp32 and identical inputs, a mask differing in one element would change the loss.
         const string model = "C.SeqPool";
@@ -183,4 +182,48 @@ public class CudaProgramTests : IDisposable
         }
         Assert.True(losses.Count > 1, "dropout masks did not change between steps");
     }
+}
+
+/// <summary>The checks of <see cref="CudaProgramChecks"/> on the host CUDA emulator (runs in CI).</summary>
+public sealed class CudaProgramTests(ITestOutputHelper output)
+    : CudaProgramChecks(output, () => EmulatorAvailability.SkipReason is null ? new EmulatedGpu() : null)
+{
+    [EmulatorTheory]
+    [MemberData(nameof(Cases), MemberType = typeof(CudaProgramChecks))]
+    public void Cuda_program_matches_the_cpu_program_loss_gradients_eval_and_forward(string model, PrecisionMode precision) => ProgramMatchesCpu(model, precision);
+
+    [EmulatorFact]
+    public void Comparison_detects_a_wrong_kernel_result() => ComparisonDetectsAWrongResult();
+
+    [EmulatorTheory]
+    [MemberData(nameof(TrainingCases), MemberType = typeof(CudaProgramChecks))]
+    public void Training_on_the_cuda_program_follows_the_cpu_loss_curve_and_parameters(PrecisionMode precision, OptimizerKind optimizer, bool stochastic)
+        => TrainingFollowsCpu(precision, optimizer, stochastic);
+
+    [EmulatorFact]
+    public void Dropout_masks_on_the_device_are_the_cpu_masks_bit_for_bit() => DropoutMasksMatchCpu();
+}
+
+/// <summary>
+/// The checks of <see cref="CudaProgramChecks"/> on CUDA device 0: NVRTC-compiled kernels, cuBLASLt GEMMs and the
+/// driver, against the CPU program. Skipped, with the reason, where no GPU (or no driver) is present.
+/// </summary>
+[Trait("Device", "Gpu")]
+public sealed class GpuCudaProgramTests(ITestOutputHelper output)
+    : CudaProgramChecks(output, () => GpuAvailability.SkipReason is null ? GpuSelection.Open("cuda:0") : null)
+{
+    [GpuTheory]
+    [MemberData(nameof(Cases), MemberType = typeof(CudaProgramChecks))]
+    public void Cuda_program_matches_the_cpu_program_loss_gradients_eval_and_forward(string model, PrecisionMode precision) => ProgramMatchesCpu(model, precision);
+
+    [GpuFact]
+    public void Comparison_detects_a_wrong_kernel_result() => ComparisonDetectsAWrongResult();
+
+    [GpuTheory]
+    [MemberData(nameof(TrainingCases), MemberType = typeof(CudaProgramChecks))]
+    public void Training_on_the_cuda_program_follows_the_cpu_loss_curve_and_parameters(PrecisionMode precision, OptimizerKind optimizer, bool stochastic)
+        => TrainingFollowsCpu(precision, optimizer, stochastic);
+
+    [GpuFact]
+    public void Dropout_masks_on_the_device_are_the_cpu_masks_bit_for_bit() => DropoutMasksMatchCpu();
 }
