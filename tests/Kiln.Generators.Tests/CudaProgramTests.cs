@@ -58,7 +58,9 @@ public abstract class CudaProgramChecks : IDisposable
         Assert.Equal(precision, gpuProgram.Precision);
         var (abs, rel) = Tolerance(precision);
 
-        foreach (var (b, t, step) in CompiledCheck.DefaultSizes)
+        // The default sizes give odd element counts (the scalar loops); B=8, T=4 gives counts divisible by 8 and
+        // 16-byte aligned slots, so the elementwise kernels take their vector path.
+        foreach (var (b, t, step) in CompiledCheck.DefaultSizes.Append((8L, 4L, 3L)))
         {
             var what = $"{why} [B={b}, T={t}]";
             var (_, batch) = CompiledCheck.Prepare(spec, train, predict, cpu, rng, b, t, HandWritten.Inputs(model));

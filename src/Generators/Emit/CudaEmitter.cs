@@ -567,8 +567,58 @@ internal sealed class CudaEmitter
 
         var what = string.Join("_", gr.Members.Select(x => _g[x].Op).Where(o => o is not (Op.BroadcastTo or Op.StopGradient)).Distinct().Take(3).Select(o => o.ToString().ToLowerInvariant()));
         Line($"// Scalars: {(consts.Count + scalars.Count == 0 ? "none" : string.Join(", ", consts.Select((c, i) => $"c{i} = {_names.Scalar(_g[c].Scalar!)}").Concat(scalars.Select((s, i) => $"q{i} = {_names.Scalar(_g[s].Scalar!)}"))))}");
-        Kernel(gr, KernelName(gr, what.Length == 0 ? "copy" : what), ps, CudaGrid.Elements, Shapes.Numel(dims), () =>
+        // One contiguous axis that no input broadcasts along: 8 elements a thread with 16-byte accesses where the
+        // pointers allow (checked at run time; otherwise the scalar loop below, with the same threads).
+        bool vector = m == 1 && Enumerable.Range(0, inputs.Count).All(k => !bc[k][0]);
+        var count = Shapes.Numel(dims);
+        Kernel(gr, KernelName(gr, what.Length == 0 ? "copy" : what), ps, CudaGrid.Elements, vector ? Sym.Div(count + 7, Sym.Const(8)) : count, () =>
         {
+            string Operand(int id)
+            {
+                int k = inputs.IndexOf(id);
+                if (k >= 0) return _g[id].DType == DType.I32 ? $"(float)e{k}" : "e" + k;
+                int c = consts.IndexOf(id);
+                if (c >= 0) return "c" + c;
+                return "u" + id;
+            }
+            void Body(string indent)
+            {
+                foreach (var id in gr.Members)
+                {
+                    var n = _g[id];
+                    var text = OpTable.CpuScalar(n.Op);
+                    for (int i = 0; i < n.Inputs.Length; i++) text = text.Replace("{" + i + "}", Operand(n.Inputs[i]));
+                    int s = scalars.IndexOf(id);
+                    if (s >= 0) text = text.Replace("{s}", "q" + s);
+                    text = text.Replace("S.", "kiln_");
+                    // Each user statement maps to its own C# line; the bookkeeping around it maps back to the .cu file.
+                    if (n.Src.Line > 0) LineDirective(n.Src);
+                    Line($"{indent}float u{id} = {text};");
+                    if (n.Src.Line > 0) ResetLine();
+                }
+            }
+            if (vector)
+            {
+                var aligned = string.Concat(Enumerable.Range(0, inputs.Count).Select(k => $" && kiln_aligned16(x{k})"));
+                Line($"    if ((d0 & 7) == 0 && kiln_aligned16(out){aligned})");
+                Line("    {");
+                Line("        KILN_FOR_ELEMENTS(v, d0 >> 3)");
+                Line("        {");
+                for (int k = 0; k < inputs.Count; k++)
+                    Line($"            {(_g[inputs[k]].DType == DType.I32 ? "int" : "float")} e{k}v[8]; kiln_load8(e{k}v, x{k} + v * 8);");
+                Line("            float r[8];");
+                Line("            for (int j = 0; j < 8; j++)");
+                Line("            {");
+                for (int k = 0; k < inputs.Count; k++)
+                    Line($"                {(_g[inputs[k]].DType == DType.I32 ? "int" : "float")} e{k} = e{k}v[j];");
+                Body("                ");
+                Line($"                r[j] = u{root.Id};");
+                Line("            }");
+                Line($"            {(Accumulate(root.Id) ? "kiln_accumulate8" : "kiln_store8")}(out + v * 8, r);");
+                Line("        }");
+                Line("        return;");
+                Line("    }");
+            }
             Line($"    KILN_FOR_ELEMENTS(i, {string.Join(" * ", Enumerable.Range(0, m).Select(d => "d" + d))})");
             Line("    {");
             if (inputs.Count > 0)
@@ -586,27 +636,7 @@ internal sealed class CudaEmitter
                 var type = _g[inputs[k]].DType == DType.I32 ? "int" : "float";
                 Line($"        {type} e{k} = {Load(inputs[k], "x" + k, index)};");
             }
-            string Operand(int id)
-            {
-                int k = inputs.IndexOf(id);
-                if (k >= 0) return _g[id].DType == DType.I32 ? $"(float)e{k}" : "e" + k;
-                int c = consts.IndexOf(id);
-                if (c >= 0) return "c" + c;
-                return "u" + id;
-            }
-            foreach (var id in gr.Members)
-            {
-                var n = _g[id];
-                var text = OpTable.CpuScalar(n.Op);
-                for (int i = 0; i < n.Inputs.Length; i++) text = text.Replace("{" + i + "}", Operand(n.Inputs[i]));
-                int s = scalars.IndexOf(id);
-                if (s >= 0) text = text.Replace("{s}", "q" + s);
-                text = text.Replace("S.", "kiln_");
-                // Each user statement maps to its own C# line; the bookkeeping around it maps back to the .cu file.
-                if (n.Src.Line > 0) LineDirective(n.Src);
-                Line($"        float u{id} = {text};");
-                if (n.Src.Line > 0) ResetLine();
-            }
+            Body("        ");
             Line("        " + Store(root.Id, "i", "u" + root.Id));
             Line("    }");
         }, SourceRef.None);

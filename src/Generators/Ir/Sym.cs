@@ -40,6 +40,14 @@ internal sealed class Sym : IEquatable<Sym>
     public bool IsConst => _terms.Length == 0 || (_terms.Length == 1 && _terms[0].Atoms.Length == 0);
     public long ConstValue => _terms.Length == 0 ? 0 : _terms[0].Atoms.Length == 0 && _terms.Length == 1 ? _terms[0].Coeff
         : throw new InvalidOperationException($"{this} is not a constant.");
+    /// <summary>The smallest multiple of <paramref name="multiple"/> not below this value (unchanged when every term is already a multiple).</summary>
+    public Sym RoundUpTo(long multiple)
+    {
+        if (multiple <= 1 || _terms.All(t => t.Coeff % multiple == 0)) return this;
+        if (IsConst) return Const((ConstValue + multiple - 1) / multiple * multiple);
+        return Div(this + (multiple - 1), Const(multiple)) * multiple;
+    }
+
     public bool TryConst(out long value)
     {
         if (IsConst) { value = ConstValue; return true; }

@@ -39,6 +39,7 @@ internal static class MemoryPlanner
         foreach (var o in outputNodes) if (owner.TryGetValue(o, out var ow)) lastUse[ow] = int.MaxValue;
         foreach (var kv in owner) if (kv.Key != kv.Value && outputNodes.Contains(kv.Key)) lastUse[kv.Value] = int.MaxValue;
 
+        const long SlotElements = 8;
         var slots = new List<(Sym Size, BufferKind Buffer)>();
         var slotOf = new Dictionary<int, int>();
         var free = new List<int>();
@@ -56,7 +57,9 @@ internal static class MemoryPlanner
                 placements[n.Id] = new Placement(BufferKind.Grads, Sym.Zero, Param: gl[0].Param);
                 continue;
             }
-            var size = Shapes.Numel(n.Shape);
+            // Slots are whole multiples of 8 elements (32 bytes in fp32, 16 in bf16/fp16), so every tensor in an arena
+            // starts 16-byte aligned: the CUDA kernels' vector loads and cuBLASLt's fast paths depend on it.
+            var size = Shapes.Numel(n.Shape).RoundUpTo(SlotElements);
             var buffer = n.DType == DType.I32 ? BufferKind.IntArena : g.IsLow(n.Id) ? BufferKind.LowArena : BufferKind.Arena;
             int slot = -1;
             foreach (var f in free)
