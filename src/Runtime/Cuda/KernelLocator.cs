@@ -159,8 +159,9 @@ public sealed class KernelLocator
         {
             compiled = _compile(source, Architecture);
         }
-        catch (Exception e) when (e is not NvrtcCompileException && rejected.Count > 0)
+        catch (Exception e) when (e is not NvrtcCompileException)
         {
+            // Typically NVRTC is not installed: say where prebuilt kernels were looked for, then why compiling failed.
             throw new KernelLoadException(Explain(source, key, rejected, "NVRTC could not compile it either: " + e.Message), e);
         }
 
@@ -288,9 +289,19 @@ public sealed class KernelLocator
     {
         var text = new StringBuilder();
         text.Append("No code for '").Append(source.Name).Append("' (kernel key ").Append(key).Append(") loads on this sm_")
-            .Append(Architecture.ToString(CultureInfo.InvariantCulture)).Append(" device. Tried, in order:");
-        foreach (string r in rejected)
-            text.Append("\n  ").Append(r);
+            .Append(Architecture.ToString(CultureInfo.InvariantCulture)).Append(" device.");
+        if (rejected.Count == 0)
+        {
+            text.Append(" No prebuilt ").Append(KernelCacheKey.CubinFile(key, Architecture)).Append(" or ").Append(key).Append(".compute_NN.ptx (NN ≤ ")
+                .Append(Architecture.ToString(CultureInfo.InvariantCulture)).Append(") in ")
+                .Append(BundleDirectory is null ? CacheDirectory : BundleDirectory + " or " + CacheDirectory).Append('.');
+        }
+        else
+        {
+            text.Append(" Tried, in order:");
+            foreach (string r in rejected)
+                text.Append("\n  ").Append(r);
+        }
         if (extra is not null)
             text.Append('\n').Append(extra);
         text.Append("\nFix: rebuild with KilnCudaArchitectures including ").Append(Architecture.ToString(CultureInfo.InvariantCulture))

@@ -148,6 +148,20 @@ public sealed class KernelLocatorTests : IDisposable
     }
 
     [Fact]
+    public void Without_prebuilt_kernels_or_a_working_compiler_the_error_names_the_directories_searched_and_the_compile_failure()
+    {
+        var locator = new KernelLocator(Arch, _bundle, _cache, (_, _) => throw new InvalidOperationException("NVRTC (the CUDA runtime compiler) not found"));
+
+        var error = Assert.Throws<KernelLoadException>(() => locator.Load<string>(Source, AcceptAll));
+
+        Assert.Contains(_bundle, error.Message, StringComparison.Ordinal);
+        Assert.Contains(_cache, error.Message, StringComparison.Ordinal);
+        Assert.Contains(KernelCacheKey.CubinFile(Source.Key, Arch), error.Message, StringComparison.Ordinal);
+        Assert.Contains("NVRTC could not compile it either: NVRTC (the CUDA runtime compiler) not found", error.Message, StringComparison.Ordinal);
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+    }
+
+    [Fact]
     public void An_unwritable_cache_is_a_warning_not_a_failure()
     {
         string notADirectory = Path.Combine(_root, "file");
