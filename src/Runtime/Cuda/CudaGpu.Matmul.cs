@@ -205,7 +205,8 @@ public sealed partial class CudaGpu
                     found = 0;
                 else
                     CublasLt.Check(status);
-                if (found == 0)
+                // A returned entry whose state is not success is a plan cuBLASLt cannot run.
+                if (found == 0 || result.State != CublasLt.StatusSuccess)
                     throw new NotSupportedException(NoAlgorithmMessage(key));
 
                 CublasLt.Check(CublasLt.cublasLtMatmulPreferenceDestroy(preference));
