@@ -31,9 +31,12 @@ public sealed partial class CudaGpu : IGpu
         _stream = stream;
         _cublasLt = cublasLt;
         _locator = locator;
-        double gib = device.TotalMemoryBytes / (1024.0 * 1024 * 1024);
-        Name = string.Create(CultureInfo.InvariantCulture, $"cuda:{device.Ordinal} {device.Name} (sm_{device.Architecture}, {Math.Round(gib):0} GiB)");
+        Name = FormatName(device.Ordinal, device.Name, device.Architecture, device.TotalMemoryBytes);
     }
+
+    /// <summary>E.g. <c>cuda:0 NVIDIA H200 (sm_90, 140 GiB)</c>: the memory in whole GiB, rounded to nearest.</summary>
+    internal static string FormatName(int ordinal, string product, int architecture, long totalBytes)
+        => string.Create(CultureInfo.InvariantCulture, $"cuda:{ordinal} {product} (sm_{architecture}, {Math.Round(totalBytes / (1024.0 * 1024 * 1024)):0} GiB)");
 
     /// <inheritdoc />
     public string Name { get; }

@@ -123,4 +123,13 @@ public sealed class MatmulPlanKeyTests
         Assert.Contains("[called from MatmulPlanKeyTests.cs:", error.Message, StringComparison.Ordinal);
         Assert.Equal("CUBLAS_STATUS_INVALID_VALUE", CublasLt.KnownStatusName(7));
     }
+
+    [Fact]
+    public void The_bindings_use_the_logical_names_the_resolver_maps_and_the_device_name_reads_like_the_interface_says()
+    {
+        Assert.Equal(CublasLt.Library, NativeLibraries.LogicalName(CudaLibrary.CublasLt));
+        Assert.True(NativeLibraries.TryParseLogicalName(CublasLt.Library, out var library));
+        Assert.Equal(CudaLibrary.CublasLt, library);
+        Assert.Equal("cuda:0 NVIDIA H200 (sm_90, 139 GiB)", CudaGpu.FormatName(0, "NVIDIA H200", 90, 139L * 1024 * 1024 * 1024 + 300L * 1024 * 1024));
+    }
 }
