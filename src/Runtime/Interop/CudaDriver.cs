@@ -22,6 +22,11 @@ internal static unsafe partial class CudaDriver
 
     internal const int Success = 0;
     internal const int ErrorNoDevice = 100;
+    internal const int ErrorInvalidImage = 200;
+    internal const int ErrorNoBinaryForGpu = 209;
+    internal const int ErrorInvalidPtx = 218;
+    internal const int ErrorUnsupportedPtxVersion = 222;
+    internal const int ErrorNotFound = 500;
 
     // CUdevice_attribute values (cuda.h).
     internal const int AttributeMaxThreadsPerBlock = 1;
@@ -101,6 +106,12 @@ internal static unsafe partial class CudaDriver
 
     [LibraryImport(Library)]
     internal static partial int cuMemsetD8_v2(ulong destination, byte value, nuint count);
+
+    [LibraryImport(Library)]
+    internal static partial int cuMemcpyDtoDAsync_v2(ulong destination, ulong source, nuint bytes, nint stream);
+
+    [LibraryImport(Library)]
+    internal static partial int cuMemsetD8Async(ulong destination, byte value, nuint count, nint stream);
 
     [LibraryImport(Library)]
     internal static partial int cuModuleLoadData(out nint module, void* image);
