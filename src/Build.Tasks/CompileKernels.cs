@@ -110,7 +110,8 @@ namespace Kiln.Build.Tasks
             void AddJob(KernelSource source, KernelPrecision precision, string key, int arch, bool cubin)
             {
                 string file = Path.Combine(CacheDirectory, cubin ? KernelCacheKey.CubinFile(key, arch) : KernelCacheKey.PtxFile(key, arch));
-                jobs.Add(new Job(source, precision, arch, cubin, file, File.Exists(file)));
+                // The test hook compiles a different (broken) source, so the cache of the real one must not answer for it.
+                jobs.Add(new Job(source, precision, arch, cubin, file, !BreakKernelForTest && File.Exists(file)));
             }
 
             var missing = jobs.Where(j => !j.Cached).ToList();
