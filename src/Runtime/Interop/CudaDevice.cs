@@ -175,8 +175,16 @@ public sealed class CudaDevice : IDisposable
     public void MakeCurrent()
     {
         ThrowIfDisposed();
+        // Called before every launch: skip the driver call when this thread already has the context current
+        // (only Kiln sets contexts in this process; Dispose clears the cache).
+        if (_currentOnThread == _context)
+            return;
         CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_context));
+        _currentOnThread = _context;
     }
+
+    [ThreadStatic]
+    private static nint _currentOnThread;
 
     /// <summary>Waits until all work queued on the device has finished, and reports any asynchronous kernel error.</summary>
     public void Synchronize()
@@ -257,6 +265,8 @@ public sealed class CudaDevice : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
+        if (_currentOnThread == _context)
+            _currentOnThread = 0;
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRelease_v2(Handle));
     }
 
