@@ -27,6 +27,15 @@ public static class Program
             }
             return name is "help" or "--help" or "-h" ? 0 : 2;
         }
-        return command.Run(rest);
+        try
+        {
+            return command.Run(rest);
+        }
+        catch (Kiln.Runtime.Cuda.GpuUnavailableException e)
+        {
+            // A missing driver or GPU is a message for the user, not a stack trace.
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
     }
 }
