@@ -28,18 +28,27 @@ var all = new InMemoryDataset(("x", TensorData.Float(x, points, 2)), ("label", T
 var (train, heldOut) = all.Split(0.2, seed: 11);
 
 var model = new SpiralClassifier();
-var trainer = model.CreateTrainer(new TrainOptions
+Trainer trainer;
+try
 {
-    Steps = steps,
-    BatchSize = 64,
-    LearningRate = 3e-3f,
-    WarmupSteps = 50,
-    WeightDecay = 0.01f,
-    EvalEvery = 250,
-    Device = device,          // the CPU by default: this model is far too small to gain from a GPU
-    Precision = precision,
-    MetricsLog = Path.Combine(AppContext.BaseDirectory, "spirals-metrics.jsonl"), // one JSON object per step and eval
-});
+    trainer = model.CreateTrainer(new TrainOptions
+    {
+        Steps = steps,
+        BatchSize = 64,
+        LearningRate = 3e-3f,
+        WarmupSteps = 50,
+        WeightDecay = 0.01f,
+        EvalEvery = 250,
+        Device = device,          // the CPU by default: this model is far too small to gain from a GPU
+        Precision = precision,
+        MetricsLog = Path.Combine(AppContext.BaseDirectory, "spirals-metrics.jsonl"), // one JSON object per step and eval
+    });
+}
+catch (Kiln.Runtime.Cuda.GpuUnavailableException e)
+{
+    Console.Error.WriteLine(e.Message); // what is missing and how to fix it
+    return 2;
+}
 Console.WriteLine($"Kiln example: {model.GetType().Name}, {trainer.Program.Params.Length:N0} parameters, {train.Count} train / {heldOut.Count} held-out points, {trainer.Program.Device} ({trainer.Program.Precision})");
 
 var clock = Stopwatch.StartNew();
