@@ -17,6 +17,12 @@ namespace Kiln.Runtime.Cuda
         /// <summary>The directory, next to the application's assemblies, that holds prebuilt kernels.</summary>
         public const string BundleDirectory = "kiln-kernels";
 
+        /// <summary>
+        /// The NVRTC options every Kiln kernel module is compiled with, before its precision define and architecture:
+        /// the build task and the runtime both use these, so a prebuilt kernel is the one the runtime would compile.
+        /// </summary>
+        public static readonly IReadOnlyList<string> CompilerOptions = new[] { "-default-device", "--std=c++17" };
+
         /// <summary>The define that selects bf16 storage for low-precision tensors.</summary>
         public const string BFloat16Define = "-DKILN_PRECISION_BF16";
 

@@ -213,7 +213,7 @@ public sealed class KernelLocator
     public static CompiledKernel CompileWithNvrtc(GpuKernelSource source, int architecture)
     {
         var nvrtc = NvrtcCompiler.Create();
-        var options = new List<string>(NvrtcCompiler.DefaultOptions);
+        var options = new List<string>(KernelCacheKey.CompilerOptions);
         options.AddRange(source.Defines);
         int? best = nvrtc.BestArchitectureFor(architecture)
             ?? throw new NotSupportedException(
