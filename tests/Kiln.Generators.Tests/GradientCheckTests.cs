@@ -179,7 +179,7 @@ internal sealed class TinyGraph
         int idx = _params.Count;
         _params.Add(new ParamDecl(name, shape, new InitRule("normal", Scalar.Const(1)), false, SourceRef.None));
         _values.Add(values(ReferenceInterpreter.Numel(Eval(shape))));
-        return G.Add(Op.Param, Array.Empty<int>(), ints: new[] { idx }, name: name, shape: shape);
+        return G.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), shape);
     }
 
     public int Input(string name, Sym[] shape, Func<Random, double>? gen = null)
@@ -193,14 +193,14 @@ internal sealed class TinyGraph
     {
         _inputs.Add(new InputDecl(name, DType.F32, shape, shape.Select(d => d.ToString()).ToArray()));
         Run.Inputs[name] = RefTensor.Float(data, Eval(shape));
-        return G.Add(Op.Input, Array.Empty<int>(), ints: new[] { 0 }, name: name, shape: shape);
+        return G.Add(Op.Input, Array.Empty<int>(), new InputAttr(name, DType.F32), shape);
     }
 
     public int IntInput(string name, Sym[] shape, int[] data)
     {
         _inputs.Add(new InputDecl(name, DType.I32, shape, shape.Select(d => d.ToString()).ToArray()));
         Run.Inputs[name] = RefTensor.Int(data, Eval(shape));
-        return G.Add(Op.Input, Array.Empty<int>(), ints: new[] { 1 }, name: name, shape: shape);
+        return G.Add(Op.Input, Array.Empty<int>(), new InputAttr(name, DType.I32), shape);
     }
 
     /// <summary>loss = Σ y ⊙ W with W a random constant input of y's shape.</summary>
@@ -243,20 +243,20 @@ internal static class GradCases
         Add("Relu_away_from_zero", t => t.G.Unary(Op.Relu, t.Param("x", D(3, 4), TinyGraph.AwayFromZero)));
         Add("Gelu", t => t.G.Unary(Op.Gelu, t.Param("x", D(3, 4), r => r.NextDouble() * 8 - 4)));
         Add("Sigmoid", t => t.G.Unary(Op.Sigmoid, t.Param("x", 3, 4)));
-        Add("Scale", t => t.G.Add(Op.Scale, new[] { t.Param("x", 3, 4) }, scalar: Scalar.Const(-1.75)));
+        Add("Scale", t => t.G.Add(Op.Scale, new[] { t.Param("x", 3, 4) }, new ScalarAttr(Scalar.Const(-1.75))));
         Add("Scale_by_float_hyperparameter_expression", t =>
         {
             t.Run.FloatHypers["alpha"] = 0.3; t.Run.Symbols["n"] = 4;
-            return t.G.Add(Op.Scale, new[] { t.Param("x", 3, "n") }, scalar: Scalar.Hyper("alpha") * Scalar.FromSym(Sym.Var("n")) - Scalar.Sqrt(Scalar.Hyper("alpha")));
+            return t.G.Add(Op.Scale, new[] { t.Param("x", 3, "n") }, new ScalarAttr(Scalar.Hyper("alpha") * Scalar.FromSym(Sym.Var("n")) - Scalar.Sqrt(Scalar.Hyper("alpha"))));
         });
         Add("AddScalar", t => t.G.Unary(Op.Square, t.G.AddScalar(t.Param("x", 3, 4), 0.7)));
-        Add("PowScalar_cube", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", 3, 4) }, scalar: Scalar.Const(3)));
-        Add("PowScalar_fractional_of_positive", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, scalar: Scalar.Const(1.5)));
-        Add("PowScalar_negative_of_positive", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, scalar: Scalar.Const(-0.5)));
+        Add("PowScalar_cube", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", 3, 4) }, new ScalarAttr(Scalar.Const(3))));
+        Add("PowScalar_fractional_of_positive", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, new ScalarAttr(Scalar.Const(1.5))));
+        Add("PowScalar_negative_of_positive", t => t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, new ScalarAttr(Scalar.Const(-0.5))));
         Add("PowScalar_hyperparameter_exponent", t =>
         {
             t.Run.FloatHypers["p"] = 2.5;
-            return t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, scalar: Scalar.Hyper("p"));
+            return t.G.Add(Op.PowScalar, new[] { t.Param("x", D(3, 4), TinyGraph.Positive) }, new ScalarAttr(Scalar.Hyper("p")));
         });
         Add("StopGradient_blocks_one_path", t => { var x = t.Param("x", 3, 4); return t.G.Binary(Op.Mul, t.G.Unary(Op.StopGradient, x), x); });
         Add("BroadcastTo_3x1_to_2x3x4", t => t.G.BroadcastTo(t.Param("x", 3, 1), D(2, 3, 4)));
@@ -272,7 +272,7 @@ internal static class GradCases
         Add("IndexMask_masks_x", t =>
         {
             var i = t.IntInput("i", D(3, 4), Enumerable.Range(0, 12).Select(k => k % 3 == 0 ? -1 : t.Rng.Next(0, 4)).ToArray());
-            return t.G.Binary(Op.Mul, t.G.Add(Op.IndexMask, new[] { i }, ints: new[] { -1 }), t.Param("x", 3, 4));
+            return t.G.Binary(Op.Mul, t.G.Add(Op.IndexMask, new[] { i }, new IgnoreAttr(-1)), t.Param("x", 3, 4));
         });
 
         // ── binary elementwise with broadcasting ──
@@ -372,26 +372,26 @@ internal static class GradCases
         // ── movement ──
         Add("Reshape_2x3x4_to_6x4", t => t.G.Reshape(t.Param("x", 2, 3, 4), D(6, 4)));
         Add("Reshape_to_4x1x6_then_square", t => t.G.Unary(Op.Square, t.G.Reshape(t.Param("x", 2, 3, 4), D(4, 1, 6))));
-        Add("Permute_2_0_1", t => t.G.Add(Op.Permute, new[] { t.Param("x", 2, 3, 4) }, ints: new[] { 2, 0, 1 }));
-        Add("Permute_1_0", t => t.G.Add(Op.Permute, new[] { t.Param("x", 3, 4) }, ints: new[] { 1, 0 }));
-        Add("Permute_0_2_1_3", t => t.G.Add(Op.Permute, new[] { t.Param("x", 2, 3, 4, 2) }, ints: new[] { 0, 2, 1, 3 }));
+        Add("Permute_2_0_1", t => t.G.Add(Op.Permute, new[] { t.Param("x", 2, 3, 4) }, new PermuteAttr(new[] { 2, 0, 1 })));
+        Add("Permute_1_0", t => t.G.Add(Op.Permute, new[] { t.Param("x", 3, 4) }, new PermuteAttr(new[] { 1, 0 })));
+        Add("Permute_0_2_1_3", t => t.G.Add(Op.Permute, new[] { t.Param("x", 2, 3, 4, 2) }, new PermuteAttr(new[] { 0, 2, 1, 3 })));
         for (int axis = 0; axis < 3; axis++)
         {
             var ax = axis;
-            Add($"Slice_axis{axis}", t => t.G.Add(Op.Slice, new[] { t.Param("x", 3, 4, 5) }, ints: new[] { ax }, syms: new[] { Sym.Const(1), Sym.Const(3) }));
-            Add($"Pad_axis{axis}", t => t.G.Add(Op.Pad, new[] { t.Param("x", 2, 3, 4) }, ints: new[] { ax }, syms: new[] { Sym.Const(1), Sym.Const(2) }));
+            Add($"Slice_axis{axis}", t => t.G.Add(Op.Slice, new[] { t.Param("x", 3, 4, 5) }, new SliceAttr(ax, Sym.Const(1), Sym.Const(3))));
+            Add($"Pad_axis{axis}", t => t.G.Add(Op.Pad, new[] { t.Param("x", 2, 3, 4) }, new PadAttr(ax, Sym.Const(1), Sym.Const(2))));
             Add($"Concat_three_parts_axis{axis}", t =>
             {
                 object[] Shape(int len) => new object[] { ax == 0 ? len : 2, ax == 1 ? len : 3, ax == 2 ? len : 2 };
-                return t.G.Add(Op.Concat, new[] { t.Param("a", Shape(1)), t.Param("b", Shape(3)), t.Param("c", Shape(2)) }, ints: new[] { ax });
+                return t.G.Add(Op.Concat, new[] { t.Param("a", Shape(1)), t.Param("b", Shape(3)), t.Param("c", Shape(2)) }, new AxisAttr(ax));
             });
         }
         Add("Slice_symbolic_bounds", t =>
         {
             t.Run.Symbols["n"] = 6; t.Run.Symbols["k"] = 2;
-            return t.G.Add(Op.Slice, new[] { t.Param("x", 3, "n") }, ints: new[] { 1 }, syms: new[] { Sym.Var("k"), Sym.Var("n") - Sym.Const(1) });
+            return t.G.Add(Op.Slice, new[] { t.Param("x", 3, "n") }, new SliceAttr(1, Sym.Var("k"), Sym.Var("n") - Sym.Const(1)));
         });
-        Add("Concat_same_tensor_twice", t => { var x = t.Param("x", 2, 3); return t.G.Add(Op.Concat, new[] { x, t.G.Unary(Op.Tanh, x) }, ints: new[] { 1 }); });
+        Add("Concat_same_tensor_twice", t => { var x = t.Param("x", 2, 3); return t.G.Add(Op.Concat, new[] { x, t.G.Unary(Op.Tanh, x) }, new AxisAttr(1)); });
 
         // ── indexing ──
         Add("Gather_rows_with_repeats", t =>
@@ -402,7 +402,7 @@ internal static class GradCases
         Add("PickLast_with_ignore_index", t =>
         {
             var idx = t.IntInput("idx", D(2, 3), new[] { 1, -100, 4, 0, 4, -100 });
-            return t.G.Add(Op.PickLast, new[] { t.Param("x", 2, 3, 5), idx }, ints: new[] { -100 });
+            return t.G.Add(Op.PickLast, new[] { t.Param("x", 2, 3, 5), idx }, new IgnoreAttr(-100));
         });
 
         // ── composites lowered from small models ──
@@ -574,13 +574,13 @@ public class ReferenceInterpreterTests
     private static Sym[] D(params object[] dims) => TinyGraph.Dims(dims);
 
     /// <summary>Evaluates one op applied to float inputs of the given shapes and values.</summary>
-    private static RefTensor Eval(Op op, (long[] Shape, double[] Data)[] inputs, int[]? ints = null, Sym[]? syms = null, Sym[]? shape = null, int[][]? intInputs = null, long[][]? intShapes = null)
+    private static RefTensor Eval(Op op, (long[] Shape, double[] Data)[] inputs, OpAttr? attr = null, Sym[]? shape = null, int[][]? intInputs = null, long[][]? intShapes = null)
     {
         var t = new TinyGraph(new Random(1));
         var ids = new List<int>();
         for (int i = 0; i < inputs.Length; i++) ids.Add(t.InputValues("f" + i, inputs[i].Shape.Select(d => Sym.Const(d)).ToArray(), inputs[i].Data));
         for (int i = 0; i < (intInputs?.Length ?? 0); i++) ids.Add(t.IntInput("i" + i, intShapes![i].Select(d => Sym.Const(d)).ToArray(), intInputs![i]));
-        var y = t.G.Add(op, ids.ToArray(), ints: ints, syms: syms, shape: shape);
+        var y = t.G.Add(op, ids.ToArray(), attr, shape);
         var c = t.Finish(y);
         return ReferenceInterpreter.Run(c.Forward, c.Run).Values[y];
     }
@@ -591,11 +591,11 @@ public class ReferenceInterpreterTests
     public void MatMul_plain_and_transposed_give_known_products()
     {
         var a = T(new long[] { 2, 2 }, 1, 2, 3, 4); var b = T(new long[] { 2, 2 }, 5, 6, 7, 8);
-        Assert.Equal(new double[] { 19, 22, 43, 50 }, Eval(Op.MatMul, new[] { a, b }, ints: new[] { 0, 0 }).Floats);
-        Assert.Equal(new double[] { 26, 30, 38, 44 }, Eval(Op.MatMul, new[] { a, b }, ints: new[] { 1, 0 }).Floats);
-        Assert.Equal(new double[] { 17, 23, 39, 53 }, Eval(Op.MatMul, new[] { a, b }, ints: new[] { 0, 1 }).Floats);
+        Assert.Equal(new double[] { 19, 22, 43, 50 }, Eval(Op.MatMul, new[] { a, b }, new MatMulAttr(false, false)).Floats);
+        Assert.Equal(new double[] { 26, 30, 38, 44 }, Eval(Op.MatMul, new[] { a, b }, new MatMulAttr(true, false)).Floats);
+        Assert.Equal(new double[] { 17, 23, 39, 53 }, Eval(Op.MatMul, new[] { a, b }, new MatMulAttr(false, true)).Floats);
         // Batch broadcasting: [2,1,1,2] @ [1,2,2,1] → [2,2,1,1].
-        var r = Eval(Op.MatMul, new[] { T(new long[] { 2, 1, 1, 2 }, 1, 2, 3, 4), T(new long[] { 1, 2, 2, 1 }, 1, 10, 100, 1000) }, ints: new[] { 0, 0 });
+        var r = Eval(Op.MatMul, new[] { T(new long[] { 2, 1, 1, 2 }, 1, 2, 3, 4), T(new long[] { 1, 2, 2, 1 }, 1, 10, 100, 1000) }, new MatMulAttr(false, false));
         Assert.Equal(new long[] { 2, 2, 1, 1 }, r.Shape);
         Assert.Equal(new double[] { 21, 2100, 43, 4300 }, r.Floats);
     }
@@ -604,11 +604,11 @@ public class ReferenceInterpreterTests
     public void Movement_ops_move_the_right_elements()
     {
         var x = T(new long[] { 2, 3 }, 0, 1, 2, 3, 4, 5);
-        Assert.Equal(new double[] { 0, 3, 1, 4, 2, 5 }, Eval(Op.Permute, new[] { x }, ints: new[] { 1, 0 }).Floats);
-        Assert.Equal(new double[] { 1, 2, 4, 5 }, Eval(Op.Slice, new[] { x }, ints: new[] { 1 }, syms: new[] { Sym.Const(1), Sym.Const(3) }).Floats);
-        Assert.Equal(new double[] { 0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0 }, Eval(Op.Pad, new[] { x }, ints: new[] { 0 }, syms: new[] { Sym.One, Sym.One }).Floats);
-        Assert.Equal(new double[] { 0, 1, 2, 9, 3, 4, 5, 8 }, Eval(Op.Concat, new[] { x, T(new long[] { 2, 1 }, 9, 8) }, ints: new[] { 1 }).Floats);
-        var p = Eval(Op.Permute, new[] { T(new long[] { 2, 3, 2 }, Enumerable.Range(0, 12).Select(i => (double)i).ToArray()) }, ints: new[] { 2, 0, 1 });
+        Assert.Equal(new double[] { 0, 3, 1, 4, 2, 5 }, Eval(Op.Permute, new[] { x }, new PermuteAttr(new[] { 1, 0 })).Floats);
+        Assert.Equal(new double[] { 1, 2, 4, 5 }, Eval(Op.Slice, new[] { x }, new SliceAttr(1, Sym.Const(1), Sym.Const(3))).Floats);
+        Assert.Equal(new double[] { 0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0 }, Eval(Op.Pad, new[] { x }, new PadAttr(0, Sym.One, Sym.One)).Floats);
+        Assert.Equal(new double[] { 0, 1, 2, 9, 3, 4, 5, 8 }, Eval(Op.Concat, new[] { x, T(new long[] { 2, 1 }, 9, 8) }, new AxisAttr(1)).Floats);
+        var p = Eval(Op.Permute, new[] { T(new long[] { 2, 3, 2 }, Enumerable.Range(0, 12).Select(i => (double)i).ToArray()) }, new PermuteAttr(new[] { 2, 0, 1 }));
         Assert.Equal(new long[] { 2, 2, 3 }, p.Shape);
         Assert.Equal(new double[] { 0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11 }, p.Floats);
     }
@@ -617,8 +617,8 @@ public class ReferenceInterpreterTests
     public void Reductions_and_broadcasts_give_known_values()
     {
         var x = T(new long[] { 2, 3 }, 1, 5, 2, -1, 0, 7);
-        Assert.Equal(new double[] { 5, 7 }, Eval(Op.ReduceMax, new[] { x }, ints: new[] { 1, 0 }).Floats);
-        var s = Eval(Op.ReduceSum, new[] { x }, ints: new[] { 0, 1 });
+        Assert.Equal(new double[] { 5, 7 }, Eval(Op.ReduceMax, new[] { x }, new ReduceAttr(1, false)).Floats);
+        var s = Eval(Op.ReduceSum, new[] { x }, new ReduceAttr(0, true));
         Assert.Equal(new long[] { 1, 3 }, s.Shape);
         Assert.Equal(new double[] { 0, 5, 9 }, s.Floats);
         Assert.Equal(new double[] { 14 }, Eval(Op.SumTo, new[] { x }, shape: D(1, 1)).Floats);
@@ -633,14 +633,14 @@ public class ReferenceInterpreterTests
         var table = T(new long[] { 3, 2 }, 0, 1, 10, 11, 20, 21);
         Assert.Equal(new double[] { 20, 21, 0, 1, 20, 21 }, Eval(Op.Gather, new[] { table }, intInputs: new[] { new[] { 2, 0, 2 } }, intShapes: new[] { new long[] { 3 } }).Floats);
         Assert.Equal(new double[] { 2, 2, 0, 0, 4, 4 },
-            Eval(Op.GatherGrad, new[] { T(new long[] { 3, 2 }, 1, 1, 4, 4, 1, 1) }, syms: new[] { Sym.Const(3) }, intInputs: new[] { new[] { 0, 2, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
+            Eval(Op.GatherGrad, new[] { T(new long[] { 3, 2 }, 1, 1, 4, 4, 1, 1) }, new GatherGradAttr(Sym.Const(3)), intInputs: new[] { new[] { 0, 2, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
         var logits = T(new long[] { 3, 2 }, 1, 2, 3, 4, 5, 6);
-        Assert.Equal(new double[] { 2, 0, 5 }, Eval(Op.PickLast, new[] { logits }, ints: new[] { -100 }, intInputs: new[] { new[] { 1, -100, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
+        Assert.Equal(new double[] { 2, 0, 5 }, Eval(Op.PickLast, new[] { logits }, new IgnoreAttr(-100), intInputs: new[] { new[] { 1, -100, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
         Assert.Equal(new double[] { 0, 7, 0, 8, 9, 0 },
-            Eval(Op.PickLastGrad, new[] { T(new long[] { 3 }, 7, 8, 9) }, ints: new[] { -1 }, syms: new[] { Sym.Const(2) }, intInputs: new[] { new[] { 1, 1, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
+            Eval(Op.PickLastGrad, new[] { T(new long[] { 3 }, 7, 8, 9) }, new PickGradAttr(-1, Sym.Const(2)), intInputs: new[] { new[] { 1, 1, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
         Assert.Equal(new double[] { 0, 0, 0, 0, 9, 0 },
-            Eval(Op.PickLastGrad, new[] { T(new long[] { 3 }, 7, 8, 9) }, ints: new[] { 1 }, syms: new[] { Sym.Const(2) }, intInputs: new[] { new[] { 1, 1, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
-        Assert.Equal(new double[] { 1, 0, 1 }, Eval(Op.IndexMask, Array.Empty<(long[], double[])>(), ints: new[] { 5 }, intInputs: new[] { new[] { 0, 5, -1 } }, intShapes: new[] { new long[] { 3 } }).Floats);
+            Eval(Op.PickLastGrad, new[] { T(new long[] { 3 }, 7, 8, 9) }, new PickGradAttr(1, Sym.Const(2)), intInputs: new[] { new[] { 1, 1, 0 } }, intShapes: new[] { new long[] { 3 } }).Floats);
+        Assert.Equal(new double[] { 1, 0, 1 }, Eval(Op.IndexMask, Array.Empty<(long[], double[])>(), new IgnoreAttr(5), intInputs: new[] { new[] { 0, 5, -1 } }, intShapes: new[] { new long[] { 3 } }).Floats);
     }
 
     [Fact]
@@ -659,7 +659,7 @@ public class ReferenceInterpreterTests
     public void Dropout_masks_come_from_the_provider_only_when_training()
     {
         var t = new TinyGraph(new Random(1));
-        var m = t.G.Add(Op.DropoutMask, Array.Empty<int>(), ints: new[] { 3 }, scalar: Scalar.Const(0.5), shape: D(2, 2));
+        var m = t.G.Add(Op.DropoutMask, Array.Empty<int>(), new DropoutAttr(3, Scalar.Const(0.5)), D(2, 2));
         var c = t.Finish(m);
         c.Run.Masks = (site, p, shape) => { Assert.Equal(3, site); Assert.Equal(0.5, p); return new double[] { 2, 0, 0, 2 }; };
         Assert.Equal(new double[] { 2, 0, 0, 2 }, ReferenceInterpreter.Run(c.Forward, c.Run).Values[m].Floats);

@@ -108,7 +108,7 @@ internal sealed class CpuEmitter
         {
             case Op.ReduceSum: case Op.ReduceMax:
             {
-                int axis = n.Ints[0];
+                int axis = n.A<ReduceAttr>().Axis;
                 var outer = N(x!.Shape.Take(axis)); var len = S(x.Shape[axis]); var inner = N(x.Shape.Skip(axis + 1));
                 var fn = n.Op == Op.ReduceSum ? "ReduceSum" : "ReduceMax";
                 w.Line($"{K}.{fn}({In(0)}, {oa}, {oo}, {outer}, {len}, {inner}{(n.Op == Op.ReduceSum ? ", " + acc : "")});");
@@ -121,23 +121,23 @@ internal sealed class CpuEmitter
                 return;
             }
             case Op.Permute:
-                w.Line($"{K}.Permute({In(0)}, {oa}, {oo}, new long[] {{ {string.Join(", ", x!.Shape.Select(S))} }}, new int[] {{ {string.Join(", ", n.Ints)} }});");
+                w.Line($"{K}.Permute({In(0)}, {oa}, {oo}, new long[] {{ {string.Join(", ", x!.Shape.Select(S))} }}, new int[] {{ {string.Join(", ", n.A<PermuteAttr>().Order)} }});");
                 return;
             case Op.Slice:
             {
-                int axis = n.Ints[0];
-                w.Line($"{K}.SliceAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(n.Syms[0])}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
+                var (axis, start, _) = n.A<SliceAttr>();
+                w.Line($"{K}.SliceAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(start)}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
                 return;
             }
             case Op.Pad:
             {
-                int axis = n.Ints[0];
-                w.Line($"{K}.PadAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(n.Syms[0])}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
+                var (axis, before, _) = n.A<PadAttr>();
+                w.Line($"{K}.PadAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(before)}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
                 return;
             }
             case Op.Concat:
             {
-                int axis = n.Ints[0];
+                int axis = n.A<AxisAttr>().Axis;
                 var start = Sym.Zero;
                 for (int i = 0; i < n.Inputs.Length; i++)
                 {
@@ -154,13 +154,13 @@ internal sealed class CpuEmitter
                 w.Line($"{K}.GatherGrad({In(0)}, {In(1)}, {N(_g[n.Inputs[1]].Shape)}, {S(n.Shape[0])}, {S(n.Shape[1])}, {oa}, {oo}, {acc});");
                 return;
             case Op.PickLast:
-                w.Line($"{K}.PickLast({In(0)}, {In(1)}, {N(n.Shape)}, {S(x!.Shape[x.Rank - 1])}, {n.Ints[0]}, {oa}, {oo});");
+                w.Line($"{K}.PickLast({In(0)}, {In(1)}, {N(n.Shape)}, {S(x!.Shape[x.Rank - 1])}, {n.A<IgnoreAttr>().Ignore}, {oa}, {oo});");
                 return;
             case Op.PickLastGrad:
-                w.Line($"{K}.PickLastGrad({In(0)}, {In(1)}, {N(x!.Shape)}, {S(n.Shape[n.Rank - 1])}, {n.Ints[0]}, {oa}, {oo});");
+                w.Line($"{K}.PickLastGrad({In(0)}, {In(1)}, {N(x!.Shape)}, {S(n.Shape[n.Rank - 1])}, {n.A<PickGradAttr>().Ignore}, {oa}, {oo});");
                 return;
             case Op.IndexMask:
-                w.Line($"{K}.IndexMask({In(0)}, {N(n.Shape)}, {n.Ints[0]}, {oa}, {oo});");
+                w.Line($"{K}.IndexMask({In(0)}, {N(n.Shape)}, {n.A<IgnoreAttr>().Ignore}, {oa}, {oo});");
                 return;
             case Op.ToFloat:
                 w.Line($"{K}.ToFloat({In(0)}, {N(n.Shape)}, {oa}, {oo});");
@@ -169,10 +169,10 @@ internal sealed class CpuEmitter
                 w.Line($"{K}.Arange({oa}, {oo}, {S(n.Shape[0])});");
                 return;
             case Op.Fill:
-                w.Line($"{K}.Fill({oa}, {oo}, {N(n.Shape)}, {_names.Scalar(n.Scalar!)});");
+                w.Line($"{K}.Fill({oa}, {oo}, {N(n.Shape)}, {_names.Scalar(n.A<ScalarAttr>().Value)});");
                 return;
             case Op.DropoutMask:
-                w.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({oa}, (int){oo}, (int)({N(n.Shape)})), {_names.Scalar(n.Scalar!)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.Ints[0]}));");
+                w.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({oa}, (int){oo}, (int)({N(n.Shape)})), {_names.Scalar(n.A<DropoutAttr>().P)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.A<DropoutAttr>().Site}));");
                 return;
         }
         throw new InvalidOperationException($"no CPU lowering for {n.Op}");
@@ -196,7 +196,7 @@ internal sealed class CpuEmitter
     private void EmitMatMul(CodeWriter w, Node n, string acc)
     {
         var a = _g[n.Inputs[0]]; var b = _g[n.Inputs[1]];
-        bool ta = n.Ints[0] != 0, tb = n.Ints[1] != 0;
+        var (ta, tb) = n.A<MatMulAttr>();
         var (aa, ao) = Buf(a.Id); var (ba, bo) = Buf(b.Id); var (ca, co) = Buf(n.Id);
         var m = n.Shape[n.Rank - 2]; var nn = n.Shape[n.Rank - 1];
         var k = a.Shape[a.Rank - (ta ? 2 : 1)];
@@ -236,7 +236,7 @@ internal sealed class CpuEmitter
         int r = outShape.Length;
         var inputs = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) ? ig.Kind != "const" : true).ToList();
         var consts = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) && ig.Kind == "const").ToList();
-        var scalars = gr.Members.Where(m => _g[m].Scalar is not null).ToList();
+        var scalars = gr.Members.Where(m => _g[m].ScalarParam is not null).ToList();
 
         // Broadcast pattern per input and output axis, then merge axes where every input agrees.
         var aligned = inputs.Select(i => { var s = _g[i].Shape; return Enumerable.Repeat(Sym.One, r - s.Length).Concat(s).ToArray(); }).ToList();
@@ -263,8 +263,8 @@ internal sealed class CpuEmitter
         var (oa, oo) = Buf(root.Id);
         var args = new List<string> { oa, oo };
         foreach (var i in inputs) { var (a, o) = Buf(i); args.Add(a); args.Add(o); }
-        foreach (var c in consts) args.Add(_names.Scalar(_g[c].Scalar!));
-        foreach (var s in scalars) args.Add(_names.Scalar(_g[s].Scalar!));
+        foreach (var c in consts) args.Add(_names.Scalar(_g[c].ScalarParam!));
+        foreach (var s in scalars) args.Add(_names.Scalar(_g[s].ScalarParam!));
         args.AddRange(dims.Select(S));
         if (round) args.Add("R");
         w.Line($"{name}({string.Join(", ", args)});");

@@ -224,7 +224,7 @@ internal sealed class CudaEmitter
             case Op.ReduceMax:
             {
                 bool sum = n.Op == Op.ReduceSum;
-                int axis = n.Ints[0];
+                int axis = n.A<ReduceAttr>().Axis;
                 var innerSize = Numel(x!.Shape.Skip(axis + 1));
                 if (!innerSize.Equals(Sym.One))
                 {
@@ -253,13 +253,14 @@ internal sealed class CudaEmitter
             case Op.Permute:
             {
                 int r = n.Rank;
+                var order = n.A<PermuteAttr>().Order;
                 OutParam(ps, n.Id); InParam(ps, x!.Id, "in0");
                 for (int d = 0; d < r; d++) SizeParam(ps, "d" + d, n.Shape[d]);
                 // Input element stride of the input axis each output axis reads.
-                for (int d = 0; d < r; d++) SizeParam(ps, "s" + d, Numel(x.Shape.Skip(n.Ints[d] + 1)));
+                for (int d = 0; d < r; d++) SizeParam(ps, "s" + d, Numel(x.Shape.Skip(order[d] + 1)));
                 Kernel(gr, KernelName(gr, "permute"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
                 {
-                    Line($"    // d = output dims, s = input element stride of each output axis (order {string.Join(",", n.Ints)}).");
+                    Line($"    // d = output dims, s = input element stride of each output axis (order {string.Join(",", order)}).");
                     Line($"    KILN_FOR_ELEMENTS(i, {(r == 0 ? "1" : string.Join(" * ", Enumerable.Range(0, r).Select(d => "d" + d)))})");
                     Line("    {");
                     Line(r == 0 ? "        kiln_i64 src = 0;" : "        kiln_i64 rem = i, src = 0;");
@@ -273,10 +274,10 @@ internal sealed class CudaEmitter
             case Op.Pad:
             {
                 bool slice = n.Op == Op.Slice;
-                int axis = n.Ints[0];
+                var (axis, first) = slice ? (n.A<SliceAttr>().Axis, n.A<SliceAttr>().Start) : (n.A<PadAttr>().Axis, n.A<PadAttr>().Before);
                 OutParam(ps, n.Id); InParam(ps, x!.Id, "in0");
                 SizeParam(ps, "outer", Numel(x.Shape.Take(axis))); SizeParam(ps, "srcLen", x.Shape[axis]);
-                SizeParam(ps, slice ? "start" : "before", n.Syms[0]); SizeParam(ps, "dstLen", n.Shape[axis]); SizeParam(ps, "inner", Numel(x.Shape.Skip(axis + 1)));
+                SizeParam(ps, slice ? "start" : "before", first); SizeParam(ps, "dstLen", n.Shape[axis]); SizeParam(ps, "inner", Numel(x.Shape.Skip(axis + 1)));
                 // Movement keeps the storage type (a pad of a low tensor is low), except that a mixed input is converted.
                 string Move(string index) => Ty(x.Id) == Ty(n.Id) ? $"in0[{index}]" : Ty(n.Id) == "kiln_low" ? $"kiln_float_to_low({Load(x.Id, "in0", index)})" : Load(x.Id, "in0", index);
                 string Zero() => Ty(n.Id) == "kiln_low" ? "kiln_float_to_low(0.0f)" : Ty(n.Id) == "int" ? "0" : "0.0f";
@@ -297,7 +298,7 @@ internal sealed class CudaEmitter
             }
             case Op.Concat:
             {
-                int parts = n.Inputs.Length, axis = n.Ints[0];
+                int parts = n.Inputs.Length, axis = n.A<AxisAttr>().Axis;
                 OutParam(ps, n.Id);
                 for (int p = 0; p < parts; p++) InParam(ps, n.Inputs[p], "in" + p);
                 SizeParam(ps, "outer", Numel(n.Shape.Take(axis))); SizeParam(ps, "dstLen", n.Shape[axis]); SizeParam(ps, "inner", Numel(n.Shape.Skip(axis + 1)));
@@ -367,7 +368,7 @@ internal sealed class CudaEmitter
                     Line("    KILN_FOR_ELEMENTS(i, count)");
                     Line("    {");
                     Line("        int t = in1[i];");
-                    Line($"        float v = (t != {n.Ints[0]} && t >= 0 && t < classes) ? {Load(x.Id, "in0", "i * classes + t")} : 0.0f;");
+                    Line($"        float v = (t != {n.A<IgnoreAttr>().Ignore} && t >= 0 && t < classes) ? {Load(x.Id, "in0", "i * classes + t")} : 0.0f;");
                     Line($"        {Store(n.Id, "i", "v")}");
                     Line("    }");
                 }, src);
@@ -383,7 +384,7 @@ internal sealed class CudaEmitter
                     Line("    KILN_FOR_ELEMENTS(i, count * classes)");
                     Line("    {");
                     Line("        kiln_i64 r = i / classes; int c = (int)(i % classes); int t = in1[r];");
-                    Line($"        float v = (t != {n.Ints[0]} && c == t) ? {Load(x.Id, "in0", "r")} : 0.0f;");
+                    Line($"        float v = (t != {n.A<PickGradAttr>().Ignore} && c == t) ? {Load(x.Id, "in0", "r")} : 0.0f;");
                     Line($"        {Store(n.Id, "i", "v")}");
                     Line("    }");
                 }, src);
@@ -392,7 +393,7 @@ internal sealed class CudaEmitter
             case Op.IndexMask:
                 OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); SizeParam(ps, "count", Numel(n.Shape));
                 Kernel(gr, KernelName(gr, "indexmask"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                    Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = in0[i] != {n.Ints[0]} ? 1.0f : 0.0f; {Store(n.Id, "i", "v")} }}"), src);
+                    Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = in0[i] != {n.A<IgnoreAttr>().Ignore} ? 1.0f : 0.0f; {Store(n.Id, "i", "v")} }}"), src);
                 return;
             case Op.ToFloat:
                 OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); SizeParam(ps, "count", Numel(n.Shape));
@@ -405,21 +406,22 @@ internal sealed class CudaEmitter
                     Line("    KILN_FOR_ELEMENTS(i, count) out[i] = (int)i;"), src);
                 return;
             case Op.Fill:
-                OutParam(ps, n.Id); ps.Add("float value", CudaArg.Fl(n.Scalar!)); SizeParam(ps, "count", Numel(n.Shape));
+                OutParam(ps, n.Id); ps.Add("float value", CudaArg.Fl(n.A<ScalarAttr>().Value)); SizeParam(ps, "count", Numel(n.Shape));
                 Kernel(gr, KernelName(gr, "fill"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
                 {
-                    Line($"    // value = {_names.Scalar(n.Scalar!)}");
+                    Line($"    // value = {_names.Scalar(n.A<ScalarAttr>().Value)}");
                     Line($"    KILN_FOR_ELEMENTS(i, count) {{ {Store(n.Id, "i", "value")} }}");
                 }, src);
                 return;
             case Op.DropoutMask:
                 // The mask is a pure function of (seed, step, micro-step, site, element): the runtime's kernel draws the
                 // same Philox words as the CPU's DropoutKernels.FillMask.
-                Line($"// runs kiln_rt_dropout_mask: p = {_names.Scalar(n.Scalar!)}, site {n.Ints[0]}");
+                var drop = n.A<DropoutAttr>();
+                Line($"// runs kiln_rt_dropout_mask: p = {_names.Scalar(drop.P)}, site {drop.Site}");
                 _launches[gr.Id] = new CudaLaunch("kiln_rt_dropout_mask", CudaGrid.Elements, Numel(n.Shape), new[]
                 {
-                    CudaArg.Buffer(n.Id), CudaArg.Fl(n.Scalar!), CudaArg.Expr("ctx.Seed"),
-                    CudaArg.Expr($"global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.Ints[0]})"), CudaArg.Sz(Numel(n.Shape)),
+                    CudaArg.Buffer(n.Id), CudaArg.Fl(drop.P), CudaArg.Expr("ctx.Seed"),
+                    CudaArg.Expr($"global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {drop.Site})"), CudaArg.Sz(Numel(n.Shape)),
                 });
                 return;
         }
@@ -429,7 +431,7 @@ internal sealed class CudaEmitter
     private void EmitMatMulComment(Node n)
     {
         var a = _g[n.Inputs[0]]; var b = _g[n.Inputs[1]];
-        bool ta = n.Ints[0] != 0, tb = n.Ints[1] != 0;
+        var (ta, tb) = n.A<MatMulAttr>();
         var k = a.Shape[a.Rank - (ta ? 2 : 1)];
         Line($"// GEMM (cuBLASLt, no emitted kernel): %{n.Id} {Shapes.Format(n.Shape)} = %{a.Id} {Shapes.Format(a.Shape)}{(ta ? "ᵀ" : "")} · %{b.Id} {Shapes.Format(b.Shape)}{(tb ? "ᵀ" : "")}, " +
              $"M={n.Shape[n.Rank - 2]} N={n.Shape[n.Rank - 1]} K={k}, transA={(ta ? 1 : 0)} transB={(tb ? 1 : 0)}, inputs {Ty(a.Id)}/{Ty(b.Id)}, output {Ty(n.Id)}{(Accumulate(n.Id) ? ", beta=1" : "")}");
@@ -534,7 +536,7 @@ internal sealed class CudaEmitter
         int r = outShape.Length;
         var inputs = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) ? ig.Kind != "const" : true).ToList();
         var consts = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) && ig.Kind == "const").ToList();
-        var scalars = gr.Members.Where(m => _g[m].Scalar is not null).ToList();
+        var scalars = gr.Members.Where(m => _g[m].ScalarParam is not null).ToList();
 
         // Broadcast pattern per input and output axis, then merge axes where every input agrees (as CpuEmitter).
         var aligned = inputs.Select(i => { var s = _g[i].Shape; return Enumerable.Repeat(Sym.One, r - s.Length).Concat(s).ToArray(); }).ToList();
@@ -554,8 +556,8 @@ internal sealed class CudaEmitter
         var ps = new Params();
         OutParam(ps, root.Id);
         for (int k = 0; k < inputs.Count; k++) ps.Add($"const {Ty(inputs[k])}* __restrict__ x{k}", CudaArg.Buffer(inputs[k]));
-        for (int c = 0; c < consts.Count; c++) ps.Add($"float c{c}", CudaArg.Fl(_g[consts[c]].Scalar!));
-        for (int s = 0; s < scalars.Count; s++) ps.Add($"float q{s}", CudaArg.Fl(_g[scalars[s]].Scalar!));
+        for (int c = 0; c < consts.Count; c++) ps.Add($"float c{c}", CudaArg.Fl(_g[consts[c]].ScalarParam!));
+        for (int s = 0; s < scalars.Count; s++) ps.Add($"float q{s}", CudaArg.Fl(_g[scalars[s]].ScalarParam!));
         for (int d = 0; d < m; d++) SizeParam(ps, "d" + d, dims[d]);
         // Element stride of each input along each collapsed axis: 0 where it broadcasts.
         for (int k = 0; k < inputs.Count; k++)
@@ -566,7 +568,7 @@ internal sealed class CudaEmitter
             }
 
         var what = string.Join("_", gr.Members.Select(x => _g[x].Op).Where(o => o is not (Op.BroadcastTo or Op.StopGradient)).Distinct().Take(3).Select(o => o.ToString().ToLowerInvariant()));
-        Line($"// Scalars: {(consts.Count + scalars.Count == 0 ? "none" : string.Join(", ", consts.Select((c, i) => $"c{i} = {_names.Scalar(_g[c].Scalar!)}").Concat(scalars.Select((s, i) => $"q{i} = {_names.Scalar(_g[s].Scalar!)}"))))}");
+        Line($"// Scalars: {(consts.Count + scalars.Count == 0 ? "none" : string.Join(", ", consts.Select((c, i) => $"c{i} = {_names.Scalar(_g[c].ScalarParam!)}").Concat(scalars.Select((s, i) => $"q{i} = {_names.Scalar(_g[s].ScalarParam!)}"))))}");
         // One contiguous axis that no input broadcasts along: 8 elements a thread with 16-byte accesses where the
         // pointers allow (checked at run time; otherwise the scalar loop below, with the same threads).
         bool vector = m == 1 && Enumerable.Range(0, inputs.Count).All(k => !bc[k][0]);

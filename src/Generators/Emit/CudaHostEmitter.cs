@@ -128,7 +128,7 @@ internal static class CudaHostEmitter
             if (pl.Buffer == BufferKind.Grads) continue;
             var numel = S(Shapes.Numel(g.Parameters[o.Param].Shape));
             if (pl.Buffer == BufferKind.Fused)
-                w.Line($"AddScalarIntoGrads(_po[{o.Param}], {numel}, {names.Scalar(g[o.Node].Scalar!)});");
+                w.Line($"AddScalarIntoGrads(_po[{o.Param}], {numel}, {names.Scalar(g[o.Node].ScalarParam!)});");
             else
                 w.Line($"AddIntoGrads(_po[{o.Param}], {Ptr(o.Node)}, {(IsLow(o.Node) ? "true" : "false")}, {numel}); // grad({g.Parameters[o.Param].Name})");
         }
@@ -137,13 +137,13 @@ internal static class CudaHostEmitter
         var rn = g[result.Node];
         var rp = plan.Placements[result.Node];
         if (ret == "float")
-            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.Scalar!)};" : $"return ReadScalar({Ptr(result.Node)}, {(IsLow(result.Node) ? "true" : "false")});");
+            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.ScalarParam!)};" : $"return ReadScalar({Ptr(result.Node)}, {(IsLow(result.Node) ? "true" : "false")});");
         else
         {
             var dims = rn.Shape.Select(d => "checked((int)(" + S(d) + "))").ToList();
             var shape = $"new int[] {{ {string.Join(", ", dims)} }}";
             if (rp.Buffer == BufferKind.Fused)
-                w.Line($"return FilledTensor({shape}, {names.Scalar(rn.Scalar!)});");
+                w.Line($"return FilledTensor({shape}, {names.Scalar(rn.ScalarParam!)});");
             else
             {
                 var kind = rn.DType == DType.I32 ? "Int32" : IsLow(result.Node) ? "Low" : "Float32";
@@ -158,7 +158,7 @@ internal static class CudaHostEmitter
     private static void EmitGemm(CodeWriter w, Graph g, Node n, Func<int, string> ptr, Func<int, bool> isLow, Func<Sym, string> s)
     {
         var a = g[n.Inputs[0]]; var b = g[n.Inputs[1]];
-        bool ta = n.Ints[0] != 0, tb = n.Ints[1] != 0;
+        var (ta, tb) = n.A<MatMulAttr>();
         var m = n.Shape[n.Rank - 2]; var nn = n.Shape[n.Rank - 1];
         var k = a.Shape[a.Rank - (ta ? 2 : 1)];
         string T(bool t) => t ? "true" : "false";

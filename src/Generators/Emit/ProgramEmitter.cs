@@ -192,7 +192,7 @@ internal static class ProgramEmitter
             };
             var numel = names.Sym(Shapes.Numel(g.Parameters[o.Param].Shape));
             if (pl.Buffer == BufferKind.Fused)
-                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddScalarInto(G, _po[{o.Param}], {numel}, {names.Scalar(g[o.Node].Scalar!)});");
+                w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddScalarInto(G, _po[{o.Param}], {numel}, {names.Scalar(g[o.Node].ScalarParam!)});");
             else
                 w.Line($"global::Kiln.Runtime.Cpu.Kernels.AddInto(G, _po[{o.Param}], {arr}, {off}, {numel}); // grad({g.Parameters[o.Param].Name})");
         }
@@ -208,7 +208,7 @@ internal static class ProgramEmitter
         };
         var rn = g[result.Node];
         if (ret == "float")
-            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.Scalar!)};" : $"return {ValueArray()}[(int){ValueOffset()}];");
+            w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.ScalarParam!)};" : $"return {ValueArray()}[(int){ValueOffset()}];");
         else
         {
             var dims = rn.Shape.Select(d => "checked((int)(" + names.Sym(d) + "))").ToList();

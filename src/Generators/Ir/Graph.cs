@@ -14,23 +14,23 @@ internal enum DType { F32, I32 }
 internal enum Op
 {
     // ── Sources ──
-    Input,        // a named program input (Name)
-    Param,        // parameter Ints[0] of the parameter table
-    Fill,         // Scalar broadcast to Shape
+    Input,        // a named program input (InputAttr)
+    Param,        // a parameter of the table (ParamAttr)
+    Fill,         // a scalar broadcast to Shape (ScalarAttr)
     Arange,       // 0..Shape[0]-1 (i32)
-    DropoutMask,  // 1/(1-p) or 0 per element; Scalar = p, Ints[0] = site
+    DropoutMask,  // 1/(1-p) or 0 per element (DropoutAttr)
 
     // ── Elementwise unary (f32 → f32) ──
     Neg, Exp, Log, Sqrt, Rsqrt, Square, Abs, Sign, Tanh, Relu, Gelu, GeluGrad, Sigmoid,
-    Scale,        // x · Scalar
-    AddScalar,    // x + Scalar
-    PowScalar,    // x ^ Scalar
+    Scale,        // x · s (ScalarAttr)
+    AddScalar,    // x + s (ScalarAttr)
+    PowScalar,    // x ^ s (ScalarAttr)
     StopGradient, // identity forward, no gradient
     BroadcastTo,  // x broadcast to Shape
 
     // ── Elementwise with integer input ──
     ToFloat,      // i32 → f32
-    IndexMask,    // i32 → f32: 1 where x ≠ Ints[0], else 0
+    IndexMask,    // i32 → f32: 1 where x ≠ ignore, else 0 (IgnoreAttr)
 
     // ── Elementwise binary (broadcasting) ──
     Add, Sub, Mul, Div, Maximum, Minimum, Greater, Less, Equal,
@@ -39,25 +39,25 @@ internal enum Op
     Where,        // cond ≠ 0 ? a : b
 
     // ── Reductions ──
-    ReduceSum,    // over Ints[0]; Ints[1] = keepDim
-    ReduceMax,    // over Ints[0]; Ints[1] = keepDim
+    ReduceSum,    // over one axis (ReduceAttr)
+    ReduceMax,    // over one axis (ReduceAttr)
     SumTo,        // sums broadcast dimensions away down to Shape
 
     // ── Linear algebra ──
-    MatMul,       // Ints[0] = transA, Ints[1] = transB; leading dims broadcast
+    MatMul,       // leading dims broadcast (MatMulAttr)
 
     // ── Movement ──
     Reshape,      // to Shape (same element count, row-major)
-    Permute,      // Ints = order
-    Slice,        // Ints[0] = axis; Syms = start, end
-    Pad,          // zero-pad: Ints[0] = axis; Syms = before, after
-    Concat,       // Ints[0] = axis
+    Permute,      // (PermuteAttr)
+    Slice,        // [start, end) along an axis (SliceAttr)
+    Pad,          // zero-pad along an axis (PadAttr)
+    Concat,       // along an axis (AxisAttr)
 
     // ── Indexing ──
     Gather,       // table [N, D], idx [...] → [..., D]
-    GatherGrad,   // dy [..., D], idx [...] → [N, D] (scatter-add); Syms[0] = N
-    PickLast,     // x [..., C], idx [...] → [...]
-    PickLastGrad, // dy [...], idx [...] → [..., C]; Syms[0] = C
+    GatherGrad,   // dy [..., D], idx [...] → [N, D] (scatter-add; GatherGradAttr)
+    PickLast,     // x [..., C], idx [...] → [...] (IgnoreAttr)
+    PickLastGrad, // dy [...], idx [...] → [..., C] (PickGradAttr)
 
     // ── Precision ──
     Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
@@ -73,11 +73,9 @@ internal sealed record SourceRef(string File, int Line, int Column, string Text)
 /// <summary>One SSA value of the IR. Immutable; passes build new graphs.</summary>
 internal sealed class Node
 {
-    public Node(int id, Op op, int[] inputs, DType dtype, Sym[] shape, int[]? ints = null, Sym[]? syms = null,
-        Scalar? scalar = null, string? name = null, SourceRef? src = null)
+    public Node(int id, Op op, int[] inputs, DType dtype, Sym[] shape, OpAttr? attr = null, SourceRef? src = null)
     {
-        Id = id; Op = op; Inputs = inputs; DType = dtype; Shape = shape;
-        Ints = ints ?? Array.Empty<int>(); Syms = syms ?? Array.Empty<Sym>(); Scalar = scalar; Name = name; Src = src ?? SourceRef.None;
+        Id = id; Op = op; Inputs = inputs; DType = dtype; Shape = shape; Attr = attr; Src = src ?? SourceRef.None;
     }
 
     public int Id { get; }
@@ -85,14 +83,22 @@ internal sealed class Node
     public int[] Inputs { get; }
     public DType DType { get; }
     public Sym[] Shape { get; }
-    public int[] Ints { get; }
-    public Sym[] Syms { get; }
-    public Scalar? Scalar { get; }
-    public string? Name { get; }
+    /// <summary>The op's typed attribute (null for ops that take none).</summary>
+    public OpAttr? Attr { get; }
     public SourceRef Src { get; }
     public int Rank => Shape.Length;
 
-    public Node With(int id, int[] inputs) => new(id, Op, inputs, DType, Shape, Ints, Syms, Scalar, Name, Src);
+    /// <summary>The attribute as the type its op takes; a node built with another is a compiler bug, named here.</summary>
+    public T A<T>() where T : OpAttr =>
+        Attr as T ?? throw new System.InvalidOperationException($"%{Id} ({Op}) has attribute {Attr?.GetType().Name ?? "none"}, expected {typeof(T).Name}.");
+
+    /// <summary>The scalar operand of Fill, Scale, AddScalar, PowScalar and DropoutMask (null for other ops).</summary>
+    public Scalar? ScalarParam => Attr switch { ScalarAttr s => s.Value, DropoutAttr d => d.P, _ => null };
+
+    /// <summary>The name of an Input or Param node (null for other ops).</summary>
+    public string? Name => Attr switch { InputAttr i => i.Name, ParamAttr p => p.Name, _ => null };
+
+    public Node With(int id, int[] inputs) => new(id, Op, inputs, DType, Shape, Attr, Src);
 }
 
 /// <summary>A parameter tensor of the model.</summary>

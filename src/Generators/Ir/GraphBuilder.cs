@@ -44,11 +44,11 @@ internal sealed class GraphBuilder
         _constraints.Add(new Constraint(ConstraintKind.Divisible, a, b, message, Src));
     }
 
-    public int Add(Op op, int[] inputs, int[]? ints = null, Sym[]? syms = null, Scalar? scalar = null, string? name = null, Sym[]? shape = null)
+    public int Add(Op op, int[] inputs, OpAttr? attr = null, Sym[]? shape = null)
     {
         var ins = inputs.Select(i => _index[i]).ToArray();
-        var (dtype, outShape) = OpTable.Infer(op, ins, ints ?? Array.Empty<int>(), syms ?? Array.Empty<Sym>(), shape, Require);
-        var node = new Node(_nextId++, op, inputs, dtype, outShape, ints, syms, scalar, name, Src);
+        var (dtype, outShape) = OpTable.Infer(op, ins, attr, shape, Require);
+        var node = new Node(_nextId++, op, inputs, dtype, outShape, attr, Src);
         _nodes.Add(node); _index[node.Id] = node;
         return node.Id;
     }
@@ -57,11 +57,13 @@ internal sealed class GraphBuilder
 
     public int Unary(Op op, int x) => Add(op, new[] { x });
     public int Binary(Op op, int a, int b) => Add(op, new[] { a, b });
-    public int Scale(int x, double s) => s == 1 ? x : Add(Op.Scale, new[] { x }, scalar: Scalar.Const(s));
-    public int Scale(int x, Scalar s) => s.IsConst && s.Value == 1 ? x : Add(Op.Scale, new[] { x }, scalar: s);
-    public int AddScalar(int x, double s) => s == 0 ? x : Add(Op.AddScalar, new[] { x }, scalar: Scalar.Const(s));
-    public int Fill(double value, Sym[] shape) => Add(Op.Fill, Array.Empty<int>(), scalar: Scalar.Const(value), shape: shape);
-    public int MatMul(int a, int b, bool ta, bool tb) => Add(Op.MatMul, new[] { a, b }, ints: new[] { ta ? 1 : 0, tb ? 1 : 0 });
+    public int Scale(int x, double s) => s == 1 ? x : Add(Op.Scale, new[] { x }, new ScalarAttr(Scalar.Const(s)));
+    public int Scale(int x, Scalar s) => s.IsConst && s.Value == 1 ? x : Add(Op.Scale, new[] { x }, new ScalarAttr(s));
+    public int AddScalar(int x, double s) => s == 0 ? x : Add(Op.AddScalar, new[] { x }, new ScalarAttr(Scalar.Const(s)));
+    public int AddScalar(int x, Scalar s) => s.IsConst && s.Value == 0 ? x : Add(Op.AddScalar, new[] { x }, new ScalarAttr(s));
+    public int Fill(double value, Sym[] shape) => Fill(Scalar.Const(value), shape);
+    public int Fill(Scalar value, Sym[] shape) => Add(Op.Fill, Array.Empty<int>(), new ScalarAttr(value), shape);
+    public int MatMul(int a, int b, bool ta, bool tb) => Add(Op.MatMul, new[] { a, b }, new MatMulAttr(ta, tb));
 
     public int Reshape(int x, Sym[] shape) => Shapes.Same(_index[x].Shape, shape) ? x : Add(Op.Reshape, new[] { x }, shape: shape);
 
@@ -75,5 +77,5 @@ internal sealed class GraphBuilder
         return Add(Op.SumTo, new[] { x }, shape: shape);
     }
 
-    public int Reduce(Op op, int x, int axis, bool keep) => Add(op, new[] { x }, ints: new[] { axis, keep ? 1 : 0 });
+    public int Reduce(Op op, int x, int axis, bool keep) => Add(op, new[] { x }, new ReduceAttr(axis, keep));
 }

@@ -50,24 +50,7 @@ internal static class IrPrinter
         var sb = new StringBuilder();
         sb.Append(n.Op.ToString().ToLowerInvariant());
         var parts = n.Inputs.Select(i => "%" + i.ToString(CultureInfo.InvariantCulture)).ToList();
-        switch (n.Op)
-        {
-            case Op.Input: case Op.Param: parts.Add(n.Name!); break;
-            case Op.MatMul:
-                if (n.Ints[0] != 0) parts.Add("transA");
-                if (n.Ints[1] != 0) parts.Add("transB");
-                break;
-            case Op.ReduceSum: case Op.ReduceMax: parts.Add("axis=" + n.Ints[0]); if (n.Ints[1] != 0) parts.Add("keep"); break;
-            case Op.Permute: parts.Add("order=(" + string.Join(",", n.Ints) + ")"); break;
-            case Op.Slice: parts.Add($"axis={n.Ints[0]}"); parts.Add($"[{n.Syms[0]}:{n.Syms[1]}]"); break;
-            case Op.Pad: parts.Add($"axis={n.Ints[0]}"); parts.Add($"before={n.Syms[0]}"); parts.Add($"after={n.Syms[1]}"); break;
-            case Op.Concat: parts.Add("axis=" + n.Ints[0]); break;
-            case Op.IndexMask: parts.Add("ignore=" + n.Ints[0]); break;
-            case Op.PickLast: case Op.PickLastGrad: if (n.Ints.Length > 0) parts.Add("ignore=" + n.Ints[0]); break;
-            case Op.DropoutMask: parts.Add("site=" + n.Ints[0]); break;
-            case Op.GatherGrad: parts.Add("rows=" + n.Syms[0]); break;
-        }
-        if (n.Scalar is not null) parts.Add(n.Scalar.ToString());
+        if (n.Attr is not null) parts.AddRange(n.Attr.PrintParts());
         sb.Append('(').Append(string.Join(", ", parts)).Append(") : ").Append(low ? "low" + Shapes.Format(n.Shape) : Type(n.DType, n.Shape));
         return sb.ToString();
     }

@@ -68,7 +68,7 @@ internal sealed class Lowerer
             var shape = dims.Value.Select(d => DimSym(d, p.Loc)).ToArray();
             var dtype = p.Type == "tensor" ? DType.F32 : DType.I32;
             _g.Src = Src(p.Loc, p.Name);
-            var node = _g.Add(Op.Input, Array.Empty<int>(), ints: new[] { dtype == DType.I32 ? 1 : 0 }, name: p.Name, shape: shape);
+            var node = _g.Add(Op.Input, Array.Empty<int>(), new InputAttr(p.Name, dtype), shape);
             inputs.Add(new InputDecl(p.Name, dtype, shape, dims.Value.ToArray()));
             args.Add(new TensorV(node));
         }
@@ -173,7 +173,7 @@ internal sealed class Lowerer
     {
         var idx = _params.Count;
         _params.Add(new ParamDecl(name, shape, init, decay, Src(at.Loc, at.Text)));
-        return _g.Add(Op.Param, Array.Empty<int>(), ints: new[] { idx }, name: name, shape: shape);
+        return _g.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), shape);
     }
 
     private static Sym Traced(Val v, Expr e, string what) => v switch
@@ -225,14 +225,14 @@ internal sealed class Lowerer
                 var mean = Mean(x, last, true);
                 var xc = _g.Binary(Op.Sub, x, mean);
                 var variance = Mean(_g.Unary(Op.Square, xc), last, true);
-                var inv = _g.Unary(Op.Rsqrt, _g.Add(Op.AddScalar, new[] { variance }, scalar: l.Scalar));
+                var inv = _g.Unary(Op.Rsqrt, _g.Add(Op.AddScalar, new[] { variance }, new ScalarAttr(l.Scalar)));
                 var norm = _g.Binary(Op.Mul, xc, inv);
                 return new TensorV(_g.Binary(Op.Add, _g.Binary(Op.Mul, norm, l.Weight), l.Bias));
             }
             case "Dropout":
             {
                 if (_kind != GraphKind.Train || (l.Scalar.IsConst && l.Scalar.Value == 0)) return new TensorV(x);
-                var mask = _g.Add(Op.DropoutMask, Array.Empty<int>(), ints: new[] { l.Site }, scalar: l.Scalar, shape: xn.Shape);
+                var mask = _g.Add(Op.DropoutMask, Array.Empty<int>(), new DropoutAttr(l.Site, l.Scalar), xn.Shape);
                 return new TensorV(_g.Binary(Op.Mul, x, mask));
             }
         }
@@ -481,7 +481,7 @@ internal sealed class Lowerer
                 if (n.Rank < 2) throw Fail("KILN1003", m.Loc, $"'.T' needs a tensor of rank ≥ 2, got {Shapes.Format(n.Shape)}");
                 var order = Enumerable.Range(0, n.Rank).ToArray();
                 (order[n.Rank - 2], order[n.Rank - 1]) = (order[n.Rank - 1], order[n.Rank - 2]);
-                return new TensorV(WithSrc(m, () => _g.Add(Op.Permute, new[] { t.Node }, ints: order)));
+                return new TensorV(WithSrc(m, () => _g.Add(Op.Permute, new[] { t.Node }, new PermuteAttr(order))));
             }
             case (TensorV t, "Rank"): return new IntV(Sym.Const(_g[t.Node].Rank));
             case (LayerV l, "Weight"):
@@ -584,8 +584,8 @@ internal sealed class Lowerer
             var s = ToScalar(b, e.Right);
             return op switch
             {
-                "+" => _g.Add(Op.AddScalar, new[] { t1.Node }, scalar: s),
-                "-" => _g.Add(Op.AddScalar, new[] { t1.Node }, scalar: -s),
+                "+" => _g.Add(Op.AddScalar, new[] { t1.Node }, new ScalarAttr(s)),
+                "-" => _g.Add(Op.AddScalar, new[] { t1.Node }, new ScalarAttr(-s)),
                 "*" => _g.Scale(t1.Node, s),
                 _ => _g.Scale(t1.Node, Scalar.Const(1) / s),
             };
@@ -595,10 +595,10 @@ internal sealed class Lowerer
         var sa = ToScalar(a, e.Left);
         return op switch
         {
-            "+" => _g.Add(Op.AddScalar, new[] { t2 }, scalar: sa),
-            "-" => _g.Add(Op.AddScalar, new[] { _g.Unary(Op.Neg, t2) }, scalar: sa),
+            "+" => _g.Add(Op.AddScalar, new[] { t2 }, new ScalarAttr(sa)),
+            "-" => _g.Add(Op.AddScalar, new[] { _g.Unary(Op.Neg, t2) }, new ScalarAttr(sa)),
             "*" => _g.Scale(t2, sa),
-            _ => _g.Binary(Op.Div, _g.Add(Op.Fill, Array.Empty<int>(), scalar: sa, shape: Array.Empty<Sym>()), t2),
+            _ => _g.Binary(Op.Div, _g.Fill(sa, Array.Empty<Sym>()), t2),
         };
     }
 
@@ -718,7 +718,7 @@ internal sealed class Lowerer
                     if (e.IsConst && e.Value == 1) return F(0);
                     if (e.IsConst && e.Value == 2) return _g.Unary(Op.Square, F(0));
                     if (e.IsConst && e.Value == 0.5) return _g.Unary(Op.Sqrt, F(0));
-                    return _g.Add(Op.PowScalar, new[] { F(0) }, scalar: e);
+                    return _g.Add(Op.PowScalar, new[] { F(0) }, new ScalarAttr(e));
                 }
                 case "Neg": case "Exp": case "Log": case "Sqrt": case "Rsqrt": case "Square": case "Abs":
                 case "Tanh": case "Relu": case "Gelu": case "Sigmoid": case "StopGradient":
@@ -781,14 +781,14 @@ internal sealed class Lowerer
                     int a0 = Axis(args[1], c.Args[1], r), a1 = Axis(args[2], c.Args[2], r);
                     var order = Enumerable.Range(0, r).ToArray();
                     (order[a0], order[a1]) = (order[a1], order[a0]);
-                    return _g.Add(Op.Permute, new[] { x }, ints: order);
+                    return _g.Add(Op.Permute, new[] { x }, new PermuteAttr(order));
                 }
                 case "Permute":
                 {
                     var x = T(0); int r = _g[x].Rank;
                     if (args[1] is not ArrayV dims) throw Fail("KILN1008", c.Args[1].Loc, "Permute needs the axes as separate arguments or an array literal");
                     var order = dims.Items.Select(v => Axis(v, c.Args[1], r)).ToArray();
-                    return _g.Add(Op.Permute, new[] { x }, ints: order);
+                    return _g.Add(Op.Permute, new[] { x }, new PermuteAttr(order));
                 }
                 case "Slice":
                 {
@@ -799,14 +799,14 @@ internal sealed class Lowerer
                         var b = Traced(args[i], c.Args[i], "a slice bound");
                         return b.TryConst(out var k) && k < 0 ? xs[axis] + b : b;
                     }
-                    return _g.Add(Op.Slice, new[] { x }, ints: new[] { axis }, syms: new[] { Bound(2), Bound(3) });
+                    return _g.Add(Op.Slice, new[] { x }, new SliceAttr(axis, Bound(2), Bound(3)));
                 }
                 case "Concat":
                 {
                     if (args[1] is not ArrayV parts || parts.Items.Count == 0) throw Fail("KILN1008", c.Loc, "Concat needs at least one tensor");
                     var nodes = parts.Items.Select(p => AsTensor(p, c.Args[1], "a part")).ToArray();
                     int axis = Axis(args[0], c.Args[0], _g[nodes[0]].Rank);
-                    return nodes.Length == 1 ? nodes[0] : _g.Add(Op.Concat, nodes, ints: new[] { axis });
+                    return nodes.Length == 1 ? nodes[0] : _g.Add(Op.Concat, nodes, new AxisAttr(axis));
                 }
                 case "Gather": return _g.Add(Op.Gather, new[] { T(0), T(1) });
                 case "Arange":
@@ -818,7 +818,7 @@ internal sealed class Lowerer
                 case "Where":
                 {
                     var cond = F(0); var a = F(1);
-                    var b = args[2] is TensorV ? F(2) : _g.Add(Op.Fill, Array.Empty<int>(), scalar: ToScalar(args[2], c.Args[2]), shape: Array.Empty<Sym>());
+                    var b = args[2] is TensorV ? F(2) : _g.Fill(ToScalar(args[2], c.Args[2]), Array.Empty<Sym>());
                     return _g.Add(Op.Where, new[] { cond, a, b });
                 }
                 case "CrossEntropy":
@@ -831,8 +831,8 @@ internal sealed class Lowerer
                     var z = _g.Binary(Op.Sub, logits, m);
                     var lse = _g.Unary(Op.Log, _g.Reduce(Op.ReduceSum, _g.Unary(Op.Exp, z), last, true));
                     var logp = _g.Binary(Op.Sub, z, lse);
-                    var picked = _g.Add(Op.PickLast, new[] { logp, targets }, ints: new[] { (int)ignore });
-                    var mask = _g.Add(Op.IndexMask, new[] { targets }, ints: new[] { (int)ignore });
+                    var picked = _g.Add(Op.PickLast, new[] { logp, targets }, new IgnoreAttr((int)ignore));
+                    var mask = _g.Add(Op.IndexMask, new[] { targets }, new IgnoreAttr((int)ignore));
                     var numel = Shapes.Numel(_g[picked].Shape);
                     var flatPicked = _g.Reshape(_g.Binary(Op.Mul, picked, mask), new[] { numel });
                     var total = _g.Reduce(Op.ReduceSum, flatPicked, 0, false);
@@ -864,7 +864,8 @@ internal sealed class Lowerer
     {
         var n = _g[node];
         if (n.Op != Op.Permute || n.Rank < 2) return false;
-        for (int i = 0; i < n.Rank - 2; i++) if (n.Ints[i] != i) return false;
-        return n.Ints[n.Rank - 2] == n.Rank - 1 && n.Ints[n.Rank - 1] == n.Rank - 2;
+        var order = n.A<PermuteAttr>().Order;
+        for (int i = 0; i < n.Rank - 2; i++) if (order[i] != i) return false;
+        return order[n.Rank - 2] == n.Rank - 1 && order[n.Rank - 1] == n.Rank - 2;
     }
 }

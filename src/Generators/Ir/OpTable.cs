@@ -34,12 +34,12 @@ internal static class OpTable
     /// declared shape for ops that take one (Input, Param, Fill, Arange, Reshape, BroadcastTo, SumTo).
     /// Unprovable symbolic equalities become run-time constraints via <paramref name="require"/>.
     /// </summary>
-    public static (DType, Sym[]) Infer(Op op, Node[] inputs, int[] ints, Sym[] syms, Sym[]? shape, Action<Sym, Sym, string> require)
+    public static (DType, Sym[]) Infer(Op op, Node[] inputs, OpAttr? attr, Sym[]? shape, Action<Sym, Sym, string> require)
     {
         switch (op)
         {
             case Op.Input: case Op.Param: case Op.Fill: case Op.DropoutMask:
-                return (op == Op.Input && ints.Length > 0 && ints[0] == 1 ? DType.I32 : DType.F32, shape!);
+                return (op == Op.Input ? ((InputAttr)attr!).DType : DType.F32, shape!);
             case Op.Arange:
                 return (DType.I32, shape!);
             case Op.ToFloat:
@@ -67,9 +67,9 @@ internal static class OpTable
             {
                 RequireFloat(inputs[0], op == Op.ReduceSum ? "Sum" : "Max");
                 var x = inputs[0].Shape;
-                int axis = ints[0];
+                var (axis, keep) = (ReduceAttr)attr!;
                 if (axis < 0 || axis >= x.Length) throw new ShapeException("KILN1003", $"axis {axis} is out of range for a rank-{x.Length} tensor {Shapes.Format(x)}");
-                var outShape = ints[1] != 0 ? x.Select((d, i) => i == axis ? Sym.One : d).ToArray() : x.Where((_, i) => i != axis).ToArray();
+                var outShape = keep ? x.Select((d, i) => i == axis ? Sym.One : d).ToArray() : x.Where((_, i) => i != axis).ToArray();
                 return (DType.F32, outShape);
             }
             case Op.MatMul:
@@ -78,7 +78,7 @@ internal static class OpTable
                 RequireFloat(a, "MatMul"); RequireFloat(bb, "MatMul");
                 if (a.Rank < 2 || bb.Rank < 2)
                     throw new ShapeException("KILN1003", $"MatMul needs tensors of rank ≥ 2, got {Shapes.Format(a.Shape)} and {Shapes.Format(bb.Shape)}; reshape a vector to [1, n] or [n, 1] first");
-                bool ta = ints[0] != 0, tb = ints[1] != 0;
+                var (ta, tb) = (MatMulAttr)attr!;
                 var m = a.Shape[a.Rank - (ta ? 1 : 2)]; var k1 = a.Shape[a.Rank - (ta ? 2 : 1)];
                 var k2 = bb.Shape[bb.Rank - (tb ? 1 : 2)]; var n = bb.Shape[bb.Rank - (tb ? 2 : 1)];
                 Unify(k1, k2, () => $"MatMul inner dimensions differ: {Shapes.Format(a.Shape)}{(ta ? "ᵀ" : "")} · {Shapes.Format(bb.Shape)}{(tb ? "ᵀ" : "")} has {k1} vs {k2}", "KILN1001", require);
@@ -94,32 +94,35 @@ internal static class OpTable
             case Op.Permute:
             {
                 var x = inputs[0].Shape;
-                if (ints.Length != x.Length || ints.OrderBy(i => i).Where((v, i) => v != i).Any())
-                    throw new ShapeException("KILN1003", $"Permute order ({string.Join(", ", ints)}) is not a permutation of the {x.Length} axes of {Shapes.Format(x)}");
-                return (inputs[0].DType, ints.Select(i => x[i]).ToArray());
+                var order = ((PermuteAttr)attr!).Order;
+                if (order.Count != x.Length || order.OrderBy(i => i).Where((v, i) => v != i).Any())
+                    throw new ShapeException("KILN1003", $"Permute order ({string.Join(", ", order)}) is not a permutation of the {x.Length} axes of {Shapes.Format(x)}");
+                return (inputs[0].DType, order.Select(i => x[i]).ToArray());
             }
             case Op.Slice:
             {
-                var x = inputs[0].Shape; int axis = ints[0];
+                var x = inputs[0].Shape;
+                var (axis, start, end) = (SliceAttr)attr!;
                 if (axis < 0 || axis >= x.Length) throw new ShapeException("KILN1003", $"Slice axis {axis} is out of range for {Shapes.Format(x)}");
-                var len = syms[1] - syms[0];
-                if (Sym.Compare(syms[1], syms[0]) == SymCompare.Less || (len.TryConst(out var l) && l <= 0))
-                    throw new ShapeException("KILN1006", $"Slice [{syms[0]}, {syms[1]}) along axis {axis} is empty or reversed");
-                if (Sym.Compare(syms[1], x[axis]) == SymCompare.Greater)
-                    throw new ShapeException("KILN1006", $"Slice end {syms[1]} is past the size {x[axis]} of axis {axis} of {Shapes.Format(x)}");
+                var len = end - start;
+                if (Sym.Compare(end, start) == SymCompare.Less || (len.TryConst(out var l) && l <= 0))
+                    throw new ShapeException("KILN1006", $"Slice [{start}, {end}) along axis {axis} is empty or reversed");
+                if (Sym.Compare(end, x[axis]) == SymCompare.Greater)
+                    throw new ShapeException("KILN1006", $"Slice end {end} is past the size {x[axis]} of axis {axis} of {Shapes.Format(x)}");
                 // end ≤ size as an equality the program can check: ⌊end / (size + 1)⌋ = 0 (both are non-negative).
-                if (Sym.Compare(syms[1], x[axis]) == SymCompare.Unknown)
-                    require(Sym.Div(syms[1], x[axis] + Sym.One), Sym.Zero, $"Slice end {syms[1]} must not exceed {x[axis]}");
+                if (Sym.Compare(end, x[axis]) == SymCompare.Unknown)
+                    require(Sym.Div(end, x[axis] + Sym.One), Sym.Zero, $"Slice end {end} must not exceed {x[axis]}");
                 return (inputs[0].DType, x.Select((d, i) => i == axis ? len : d).ToArray());
             }
             case Op.Pad:
             {
-                var x = inputs[0].Shape; int axis = ints[0];
-                return (DType.F32, x.Select((d, i) => i == axis ? d + syms[0] + syms[1] : d).ToArray());
+                var x = inputs[0].Shape;
+                var (axis, before, after) = (PadAttr)attr!;
+                return (DType.F32, x.Select((d, i) => i == axis ? d + before + after : d).ToArray());
             }
             case Op.Concat:
             {
-                int axis = ints[0]; var first = inputs[0].Shape;
+                int axis = ((AxisAttr)attr!).Axis; var first = inputs[0].Shape;
                 if (axis < 0 || axis >= first.Length) throw new ShapeException("KILN1003", $"Concat axis {axis} is out of range for {Shapes.Format(first)}");
                 var total = Sym.Zero;
                 foreach (var part in inputs)
@@ -140,7 +143,7 @@ internal static class OpTable
                 return (DType.F32, inputs[1].Shape.Concat(new[] { inputs[0].Shape[1] }).ToArray());
             }
             case Op.GatherGrad:
-                return (DType.F32, new[] { syms[0], inputs[0].Shape[inputs[0].Rank - 1] });
+                return (DType.F32, new[] { ((GatherGradAttr)attr!).Rows, inputs[0].Shape[inputs[0].Rank - 1] });
             case Op.PickLast:
             {
                 RequireFloat(inputs[0], "CrossEntropy (the logits)");
@@ -153,7 +156,7 @@ internal static class OpTable
                 return (DType.F32, t);
             }
             case Op.PickLastGrad:
-                return (DType.F32, inputs[0].Shape.Concat(new[] { syms[0] }).ToArray());
+                return (DType.F32, inputs[0].Shape.Concat(new[] { ((PickGradAttr)attr!).Classes }).ToArray());
             default:
                 // Unary elementwise: same shape, float.
                 RequireFloat(inputs[0], op.ToString());
@@ -232,11 +235,14 @@ internal static class OpTable
             case Op.Relu: return One(g.Binary(Op.Mul, dy, g.Binary(Op.Greater, x!.Id, g.Fill(0, Array.Empty<Sym>()))));
             case Op.Gelu: return One(g.Binary(Op.Mul, dy, g.Unary(Op.GeluGrad, x!.Id)));
             case Op.Sigmoid: return One(g.Binary(Op.Mul, dy, g.Binary(Op.Mul, y, g.AddScalar(g.Scale(y, -1), 1))));
-            case Op.Scale: return One(g.Add(Op.Scale, new[] { dy }, scalar: n.Scalar));
+            case Op.Scale: return One(g.Add(Op.Scale, new[] { dy }, n.Attr));
             case Op.AddScalar: return One(dy);
             case Op.Cast: return One(dy); // rounding is treated as the identity (straight-through), as autocast does
             case Op.PowScalar:
-                return One(g.Binary(Op.Mul, dy, g.Add(Op.Scale, new[] { g.Add(Op.PowScalar, new[] { x!.Id }, scalar: n.Scalar! - Scalar.Const(1)) }, scalar: n.Scalar)));
+            {
+                var p = n.A<ScalarAttr>().Value;
+                return One(g.Binary(Op.Mul, dy, g.Add(Op.Scale, new[] { g.Add(Op.PowScalar, new[] { x!.Id }, new ScalarAttr(p - Scalar.Const(1))) }, new ScalarAttr(p))));
+            }
             case Op.BroadcastTo: return One(g.SumTo(dy, x!.Shape));
             case Op.Add: return new int?[] { g.SumTo(dy, g[n.Inputs[0]].Shape), g.SumTo(dy, g[n.Inputs[1]].Shape) };
             case Op.Sub: return new int?[] { g.SumTo(dy, g[n.Inputs[0]].Shape), g.SumTo(g.Unary(Op.Neg, dy), g[n.Inputs[1]].Shape) };
@@ -265,13 +271,15 @@ internal static class OpTable
             }
             case Op.ReduceSum:
             {
-                var keep = n.Ints[1] != 0 ? dy : g.Reshape(dy, KeepShape(x!.Shape, n.Ints[0]));
+                var r = n.A<ReduceAttr>();
+                var keep = r.KeepDim ? dy : g.Reshape(dy, KeepShape(x!.Shape, r.Axis));
                 return One(g.BroadcastTo(keep, x!.Shape));
             }
             case Op.ReduceMax:
             {
-                var yk = n.Ints[1] != 0 ? y : g.Reshape(y, KeepShape(x!.Shape, n.Ints[0]));
-                var dyk = n.Ints[1] != 0 ? dy : g.Reshape(dy, KeepShape(x!.Shape, n.Ints[0]));
+                var r = n.A<ReduceAttr>();
+                var yk = r.KeepDim ? y : g.Reshape(y, KeepShape(x!.Shape, r.Axis));
+                var dyk = r.KeepDim ? dy : g.Reshape(dy, KeepShape(x!.Shape, r.Axis));
                 var mask = g.Binary(Op.Equal, x!.Id, yk);
                 return One(g.Binary(Op.Mul, mask, dyk));
             }
@@ -280,36 +288,37 @@ internal static class OpTable
             case Op.Reshape: return One(g.Reshape(dy, x!.Shape));
             case Op.Permute:
             {
-                var inv = new int[n.Ints.Length];
-                for (int i = 0; i < inv.Length; i++) inv[n.Ints[i]] = i;
-                return One(g.Add(Op.Permute, new[] { dy }, ints: inv));
+                var order = n.A<PermuteAttr>().Order;
+                var inv = new int[order.Count];
+                for (int i = 0; i < inv.Length; i++) inv[order[i]] = i;
+                return One(g.Add(Op.Permute, new[] { dy }, new PermuteAttr(inv)));
             }
             case Op.Slice:
             {
-                int axis = n.Ints[0];
-                return One(g.Add(Op.Pad, new[] { dy }, ints: new[] { axis }, syms: new[] { n.Syms[0], x!.Shape[axis] - n.Syms[1] }));
+                var (axis, start, end) = n.A<SliceAttr>();
+                return One(g.Add(Op.Pad, new[] { dy }, new PadAttr(axis, start, x!.Shape[axis] - end)));
             }
             case Op.Pad:
             {
-                int axis = n.Ints[0];
-                return One(g.Add(Op.Slice, new[] { dy }, ints: new[] { axis }, syms: new[] { n.Syms[0], n.Syms[0] + x!.Shape[axis] }));
+                var (axis, before, _) = n.A<PadAttr>();
+                return One(g.Add(Op.Slice, new[] { dy }, new SliceAttr(axis, before, before + x!.Shape[axis])));
             }
             case Op.Concat:
             {
-                int axis = n.Ints[0]; var start = Sym.Zero;
+                int axis = n.A<AxisAttr>().Axis; var start = Sym.Zero;
                 var result = new int?[n.Inputs.Length];
                 for (int i = 0; i < n.Inputs.Length; i++)
                 {
                     var len = g[n.Inputs[i]].Shape[axis];
-                    result[i] = g.Add(Op.Slice, new[] { dy }, ints: new[] { axis }, syms: new[] { start, start + len });
+                    result[i] = g.Add(Op.Slice, new[] { dy }, new SliceAttr(axis, start, start + len));
                     start += len;
                 }
                 return result;
             }
             case Op.Gather:
-                return new int?[] { g.Add(Op.GatherGrad, new[] { dy, n.Inputs[1] }, syms: new[] { x!.Shape[0] }), null };
+                return new int?[] { g.Add(Op.GatherGrad, new[] { dy, n.Inputs[1] }, new GatherGradAttr(x!.Shape[0])), null };
             case Op.PickLast:
-                return new int?[] { g.Add(Op.PickLastGrad, new[] { dy, n.Inputs[1] }, ints: n.Ints, syms: new[] { x!.Shape[x.Rank - 1] }), null };
+                return new int?[] { g.Add(Op.PickLastGrad, new[] { dy, n.Inputs[1] }, new PickGradAttr(n.A<IgnoreAttr>().Ignore, x!.Shape[x.Rank - 1])), null };
             case Op.GatherGrad: case Op.PickLastGrad:
                 throw new ShapeException("KILN2002", $"second-order gradients through {n.Op} are not supported");
             default:
@@ -324,7 +333,7 @@ internal static class OpTable
     private static int?[] MatMulVjp(GraphBuilder g, Node n, int dy)
     {
         var a = g[n.Inputs[0]]; var b = g[n.Inputs[1]];
-        bool ta = n.Ints[0] != 0, tb = n.Ints[1] != 0;
+        var (ta, tb) = n.A<MatMulAttr>();
         int da, db;
         // dA: stored layout of A.
         da = !ta ? g.MatMul(dy, b.Id, false, !tb) : g.MatMul(b.Id, dy, tb, true);

@@ -34,11 +34,11 @@ internal static class Autodiff
         if (!needs.Contains(loss)) return fwd.WithNodes(g.Nodes.ToList(), outputs, optimizer: true);
 
         g.Src = fwd[loss].Src;
-        grads[loss] = g.Add(Op.Fill, System.Array.Empty<int>(), scalar: Scalar.Hyper(LossScaleSymbol), shape: fwd[loss].Shape);
+        grads[loss] = g.Fill(Scalar.Hyper(LossScaleSymbol), fwd[loss].Shape);
         foreach (var n in fwd.Nodes.Reverse())
         {
             if (!grads.TryGetValue(n.Id, out var dy) || !needs.Contains(n.Id)) continue;
-            if (n.Op == Op.Param) { outputs.Add(new GraphOutput(OutputRole.ParamGrad, dy, n.Ints[0])); continue; }
+            if (n.Op == Op.Param) { outputs.Add(new GraphOutput(OutputRole.ParamGrad, dy, n.A<ParamAttr>().Index)); continue; }
             g.Src = n.Src;
             var ins = OpTable.Vjp(g, n, dy);
             for (int i = 0; i < n.Inputs.Length; i++)

@@ -48,10 +48,10 @@ internal static class MemoryPlanner
             var gr = groups[k];
             var n = g[gr.Root];
             if (gr.Kind == "const" || n.Op == Op.Reshape) continue;
-            if (n.Op == Op.Param) { placements[n.Id] = new Placement(BufferKind.Params, Sym.Zero, Param: n.Ints[0]); continue; }
+            if (n.Op == Op.Param) { placements[n.Id] = new Placement(BufferKind.Params, Sym.Zero, Param: n.A<ParamAttr>().Index); continue; }
             if (n.Op == Op.Input) { placements[n.Id] = new Placement(BufferKind.Input, Sym.Zero, InputName: n.Name); continue; }
             // A parameter's low-precision copy is the shadow slab the optimizer keeps: no kernel, no slot.
-            if (IsParamCast(g, n)) { placements[n.Id] = new Placement(BufferKind.LowParams, Sym.Zero, Param: g[n.Inputs[0]].Ints[0]); continue; }
+            if (IsParamCast(g, n)) { placements[n.Id] = new Placement(BufferKind.LowParams, Sym.Zero, Param: g[n.Inputs[0]].A<ParamAttr>().Index); continue; }
             if (gradOf.TryGetValue(n.Id, out var gl) && gl.Count == 1 && users[n.Id].Count == 0 && CanAccumulate(n, gr) && !g.IsLow(n.Id))
             {
                 placements[n.Id] = new Placement(BufferKind.Grads, Sym.Zero, Param: gl[0].Param);

@@ -49,7 +49,7 @@ internal static class MixedPrecision
             if (low.Contains(id)) return id;
             if (castOf.TryGetValue(id, out var c)) return c;
             var x = byId[id];
-            var cast = new Node(nextId++, Op.Cast, new[] { id }, DType.F32, x.Shape, src: src);
+            var cast = new Node(nextId++, Op.Cast, new[] { id }, DType.F32, x.Shape, null, src);
             nodes.Add(cast);
             byId[cast.Id] = cast;
             low.Add(cast.Id);

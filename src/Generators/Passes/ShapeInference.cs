@@ -19,8 +19,8 @@ internal static class ShapeInference
         {
             b.Src = n.Src;
             var inputs = n.Inputs.Select(i => b[i]).ToArray();
-            var (dtype, shape) = OpTable.Infer(n.Op, inputs, n.Ints, n.Syms, n.Shape, b.Require);
-            var inferred = new Node(n.Id, n.Op, n.Inputs, dtype, shape, n.Ints, n.Syms, n.Scalar, n.Name, n.Src);
+            var (dtype, shape) = OpTable.Infer(n.Op, inputs, n.Attr, n.Shape, b.Require);
+            var inferred = new Node(n.Id, n.Op, n.Inputs, dtype, shape, n.Attr, n.Src);
             b.Import(inferred);
         }
         var constraints = g.Constraints.Concat(b.Constraints).Distinct().ToList();

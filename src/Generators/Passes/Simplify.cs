@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Kiln.Generators.Common;
 using Kiln.Generators.Ir;
 
 namespace Kiln.Generators.Passes;
@@ -15,7 +16,7 @@ internal static class Simplify
     {
         var replace = new Dictionary<int, int>();
         int R(int id) => replace.TryGetValue(id, out var r) ? r : id;
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var seen = new Dictionary<CseKey, int>();
         var nodes = new List<Node>();
         var byIdSoFar = new Dictionary<int, Node>();
         var originalUsers = g.Users();
@@ -28,9 +29,9 @@ internal static class Simplify
             // Σ(−x) = −Σx: negate the small reduced tensor, not the large input (LayerNorm and softmax backward).
             if (n.Op is Op.SumTo or Op.ReduceSum && byIdSoFar.TryGetValue(n.Inputs[0], out var neg) && neg.Op == Op.Neg && originalUsers[n0.Inputs[0]].Count == 1)
             {
-                var sum = new Node(nextId++, n.Op, new[] { neg.Inputs[0] }, n.DType, n.Shape, n.Ints, n.Syms, n.Scalar, n.Name, n.Src);
+                var sum = new Node(nextId++, n.Op, new[] { neg.Inputs[0] }, n.DType, n.Shape, n.Attr, n.Src);
                 nodes.Add(sum); byIdSoFar[sum.Id] = sum;
-                n = new Node(n.Id, Op.Neg, new[] { sum.Id }, n.DType, n.Shape, null, null, null, null, n.Src);
+                n = new Node(n.Id, Op.Neg, new[] { sum.Id }, n.DType, n.Shape, null, n.Src);
             }
             var key = Key(n);
             if (seen.TryGetValue(key, out var same)) { replace[n.Id] = same; continue; }
@@ -56,18 +57,21 @@ internal static class Simplify
     /// </summary>
     private static Node FoldConstant(Node n, Dictionary<int, Node> byId)
     {
-        if (n.Inputs.Length != 1 || !byId.TryGetValue(n.Inputs[0], out var x) || x.Op != Op.Fill || x.Scalar is null) return n;
+        if (n.Inputs.Length != 1 || !byId.TryGetValue(n.Inputs[0], out var x) || x.Op != Op.Fill) return n;
+        var v = x.A<ScalarAttr>().Value;
         Scalar? value = n.Op switch
         {
-            Op.Scale => x.Scalar * n.Scalar!,
-            Op.AddScalar => x.Scalar + n.Scalar!,
-            Op.Neg => -x.Scalar,
-            Op.Reshape or Op.BroadcastTo => x.Scalar,
+            Op.Scale => v * n.A<ScalarAttr>().Value,
+            Op.AddScalar => v + n.A<ScalarAttr>().Value,
+            Op.Neg => -v,
+            Op.Reshape or Op.BroadcastTo => v,
             _ => null,
         };
-        return value is null ? n : new Node(n.Id, Op.Fill, System.Array.Empty<int>(), DType.F32, n.Shape, null, null, value, null, n.Src);
+        return value is null ? n : new Node(n.Id, Op.Fill, System.Array.Empty<int>(), DType.F32, n.Shape, new ScalarAttr(value), n.Src);
     }
 
-    private static string Key(Node n) =>
-        $"{n.Op}|{string.Join(",", n.Inputs)}|{string.Join(",", n.Ints)}|{string.Join(",", n.Syms.Select(s => s.ToString()))}|{n.Scalar}|{n.Name}|{Shapes.Format(n.Shape)}|{n.DType}";
+    /// <summary>What makes two nodes the same computation: op, inputs, attribute (record equality), shape and dtype.</summary>
+    private readonly record struct CseKey(Op Op, EquatableArray<int> Inputs, OpAttr? Attr, EquatableArray<Sym> Shape, DType DType);
+
+    private static CseKey Key(Node n) => new(n.Op, n.Inputs.ToEquatableArray(), n.Attr, n.Shape.ToEquatableArray(), n.DType);
 }

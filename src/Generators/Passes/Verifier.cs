@@ -24,12 +24,12 @@ internal static class Verifier
             (DType dtype, Sym[] shape) inferred;
             try
             {
-                inferred = OpTable.Infer(n.Op, inputs, n.Ints, n.Syms, n.Shape, (_, _, _) => { });
+                inferred = OpTable.Infer(n.Op, inputs, n.Attr, n.Shape, (_, _, _) => { });
             }
             catch (ShapeException e) { throw Error(afterPass, n, "its shape rule fails: " + e.Message); }
             if (inferred.dtype != n.DType || !Shapes.Same(inferred.shape, n.Shape))
                 throw Error(afterPass, n, $"its rule infers {IrPrinter.Type(inferred.dtype, inferred.shape)}");
-            if (n.Op == Op.Param && (n.Ints.Length != 1 || n.Ints[0] < 0 || n.Ints[0] >= g.Parameters.Count))
+            if (n.Op == Op.Param && (n.Attr is not ParamAttr pa || pa.Index < 0 || pa.Index >= g.Parameters.Count))
                 throw Error(afterPass, n, "it names no parameter of the table");
         }
         if (g.Low is not null)

@@ -214,7 +214,7 @@ internal static class ReferenceInterpreter
 
     private static RefTensor Eval(Node n, RefTensor[] x, long[] declared, ReferenceRun run, Func<string, long> sym, Func<string, double> hyper)
     {
-        double Sc() => n.Scalar?.Eval(hyper, sym) ?? throw new InvalidOperationException($"{n.Op} needs a scalar");
+        double Sc() => n.ScalarParam?.Eval(hyper, sym) ?? throw new InvalidOperationException($"{n.Op} needs a scalar");
         switch (n.Op)
         {
             // ── sources ──
@@ -226,7 +226,7 @@ internal static class ReferenceInterpreter
             }
             case Op.Param:
             {
-                int p = n.Ints[0];
+                int p = n.A<ParamAttr>().Index;
                 if (p < 0 || p >= run.Params.Count) throw new ArgumentException($"no value for parameter #{p} ({n.Name})");
                 return RefTensor.Float((double[])run.Params[p].Clone(), declared);
             }
@@ -246,8 +246,8 @@ internal static class ReferenceInterpreter
                 double p = Sc();
                 long count = Numel(declared);
                 if (!run.Training) return RefTensor.Float(Enumerable.Repeat(1.0, checked((int)count)).ToArray(), declared);
-                var provider = run.Masks ?? throw new InvalidOperationException($"the graph has a dropout site {n.Ints[0]} but no mask provider was given");
-                var m = provider(n.Ints[0], p, (long[])declared.Clone());
+                var provider = run.Masks ?? throw new InvalidOperationException($"the graph has a dropout site {n.A<DropoutAttr>().Site} but no mask provider was given");
+                var m = provider(n.A<DropoutAttr>().Site, p, (long[])declared.Clone());
                 if (m.LongLength != count) throw new InvalidOperationException($"the mask provider returned {m.Length} elements for [{string.Join(", ", declared)}]");
                 return RefTensor.Float((double[])m.Clone(), declared);
             }
@@ -280,7 +280,7 @@ internal static class ReferenceInterpreter
 
             // ── integer → float ──
             case Op.ToFloat: return RefTensor.Float(x[0].Ints.Select(v => (double)v).ToArray(), x[0].Shape);
-            case Op.IndexMask: { int ignore = n.Ints[0]; return RefTensor.Float(x[0].Ints.Select(v => v != ignore ? 1.0 : 0.0).ToArray(), x[0].Shape); }
+            case Op.IndexMask: { int ignore = n.A<IgnoreAttr>().Ignore; return RefTensor.Float(x[0].Ints.Select(v => v != ignore ? 1.0 : 0.0).ToArray(), x[0].Shape); }
 
             // ── binary and ternary elementwise (NumPy broadcasting) ──
             case Op.Add: return Binary(x, (a, b) => a + b);
@@ -299,26 +299,26 @@ internal static class ReferenceInterpreter
             }
 
             // ── reductions ──
-            case Op.ReduceSum: case Op.ReduceMax: return Reduce(x[0], n.Ints[0], n.Ints[1] != 0, n.Op == Op.ReduceMax);
+            case Op.ReduceSum: case Op.ReduceMax: return Reduce(x[0], n.A<ReduceAttr>().Axis, n.A<ReduceAttr>().KeepDim, n.Op == Op.ReduceMax);
             case Op.SumTo: return SumTo(x[0], declared);
 
             // ── linear algebra ──
-            case Op.MatMul: return MatMul(x[0], x[1], n.Ints[0] != 0, n.Ints[1] != 0);
+            case Op.MatMul: return MatMul(x[0], x[1], n.A<MatMulAttr>().TransA, n.A<MatMulAttr>().TransB);
 
             // ── movement ──
             case Op.Reshape:
                 if (Numel(declared) != x[0].Numel) throw new InvalidOperationException($"cannot reshape {x[0]} to [{string.Join(", ", declared)}]");
                 return x[0].IsInt ? RefTensor.Int((int[])x[0].Ints.Clone(), declared) : RefTensor.Float((double[])x[0].Floats.Clone(), declared);
-            case Op.Permute: return Permute(x[0], n.Ints);
-            case Op.Slice: return Slice(x[0], n.Ints[0], n.Syms[0].Eval(sym), n.Syms[1].Eval(sym));
-            case Op.Pad: return Pad(x[0], n.Ints[0], n.Syms[0].Eval(sym), n.Syms[1].Eval(sym));
-            case Op.Concat: return Concat(x, n.Ints[0]);
+            case Op.Permute: return Permute(x[0], n.A<PermuteAttr>().Order.ToArray());
+            case Op.Slice: return Slice(x[0], n.A<SliceAttr>().Axis, n.A<SliceAttr>().Start.Eval(sym), n.A<SliceAttr>().End.Eval(sym));
+            case Op.Pad: return Pad(x[0], n.A<PadAttr>().Axis, n.A<PadAttr>().Before.Eval(sym), n.A<PadAttr>().After.Eval(sym));
+            case Op.Concat: return Concat(x, n.A<AxisAttr>().Axis);
 
             // ── indexing ──
             case Op.Gather: return Gather(x[0], x[1]);
-            case Op.GatherGrad: return GatherGrad(x[0], x[1], n.Syms[0].Eval(sym));
-            case Op.PickLast: return PickLast(x[0], x[1], n.Ints[0]);
-            case Op.PickLastGrad: return PickLastGrad(x[0], x[1], n.Ints[0], n.Syms[0].Eval(sym));
+            case Op.GatherGrad: return GatherGrad(x[0], x[1], n.A<GatherGradAttr>().Rows.Eval(sym));
+            case Op.PickLast: return PickLast(x[0], x[1], n.A<IgnoreAttr>().Ignore);
+            case Op.PickLastGrad: return PickLastGrad(x[0], x[1], n.A<PickGradAttr>().Ignore, n.A<PickGradAttr>().Classes.Eval(sym));
         }
         throw new NotSupportedException($"reference: no semantics for op {n.Op} (%{n.Id})");
     }
@@ -776,7 +776,7 @@ internal static class ModelGraphs
                         case Op.Gather: upper = Math.Min(upper ?? long.MaxValue, g[un.Inputs[0]].Shape[0].Eval(Lookup)); break;
                         case Op.PickLast:
                             upper = Math.Min(upper ?? long.MaxValue, g[un.Inputs[0]].Shape[^1].Eval(Lookup));
-                            ignore = un.Ints[0];
+                            ignore = un.A<IgnoreAttr>().Ignore;
                             break;
                     }
                 }
