@@ -65,11 +65,11 @@ public class CudaEmitterTests
             {
                 var root = g[gr.Root];
                 // Dropout masks run the runtime's kiln_rt_dropout_mask kernel.
-                bool wantsKernel = gr.Kind is not ("const" or "alias" or "matmul") && root.Op != Op.DropoutMask;
+                bool wantsKernel = gr.Kind is not (GroupKind.Const or GroupKind.Alias or GroupKind.MatMul) && root.Op != Op.DropoutMask;
                 var prefix = $"{compiled.Spec.Name}_{kind}_k{gr.Id}_";
                 int count = kernels.Count(k => k.StartsWith(prefix, StringComparison.Ordinal));
                 Assert.True(count == (wantsKernel ? 1 : 0), $"{model} {kind} group k{gr.Id} ({gr.Kind}, {root.Op}) has {count} kernels");
-                if (gr.Kind == "matmul")
+                if (gr.Kind == GroupKind.MatMul)
                     Assert.Contains($"// GEMM (cuBLASLt, no emitted kernel): %{root.Id} ", cuda, StringComparison.Ordinal);
             }
         }

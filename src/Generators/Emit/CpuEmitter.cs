@@ -78,7 +78,7 @@ internal sealed class CpuEmitter
         var n = _g[gr.Root];
         var ops = string.Join(" + ", gr.Members.Select(m => _g[m].Op.ToString().ToLowerInvariant()));
         var src = n.Src.Line > 0 ? $" ← {System.IO.Path.GetFileName(n.Src.File)}:{n.Src.Line} {Trim(n.Src.Text)}" : "";
-        w.Line($"// k{gr.Id} {gr.Kind} %{n.Id} = {ops} {IrPrinter.Type(n.DType, n.Shape)}{src}");
+        w.Line($"// k{gr.Id} {gr.Kind.Text()} %{n.Id} = {ops} {IrPrinter.Type(n.DType, n.Shape)}{src}");
     }
 
     private static string Trim(string s)
@@ -90,172 +90,42 @@ internal sealed class CpuEmitter
     private void EmitGroup(CodeWriter w, FusionGroup gr)
     {
         var n = _g[gr.Root];
-        if (gr.Kind is "const" or "alias" || n.Op is Op.Param or Op.Input or Op.Reshape) return;
+        if (!gr.Kind.RunsKernel()) return;
         Comment(w, gr);
-        var (oa, oo) = Buf(n.Id);
-        var acc = Accumulate(n.Id) ? "true" : "false";
-        switch (gr.Kind)
+        switch (OpRegistry.Of(n.Op).Lowering)
         {
-            case "elementwise": EmitElementwise(w, gr); return;
-            case "matmul":
-                EmitMatMul(w, n, acc);
-                if (IsLowStore(n.Id)) w.Line($"{K}.RoundLow({oa}, {oo}, {N(n.Shape)}, R);");
+            case ElementwiseLowering: EmitElementwise(w, gr); return;
+            case GemmLowering:
+                EmitMatMul(w, new GemmPlan(_g, n), Accumulate(n.Id) ? "true" : "false");
+                if (IsLowStore(n.Id)) { var (oa, oo) = Buf(n.Id); w.Line($"{K}.RoundLow({oa}, {oo}, {N(n.Shape)}, R);"); }
                 return;
+            case KernelLowering k: k.Cpu(new CpuKernelContext(w, _g, n, Buf, _names, Accumulate(n.Id))); return;
+            case var other: throw new InvalidOperationException($"no CPU lowering for {n.Op} ({other})");
         }
-        var x = n.Inputs.Length > 0 ? _g[n.Inputs[0]] : null;
-        string In(int i) { var (a, o) = Buf(n.Inputs[i]); return a + ", " + o; }
-        switch (n.Op)
-        {
-            case Op.ReduceSum: case Op.ReduceMax:
-            {
-                int axis = n.A<ReduceAttr>().Axis;
-                var outer = N(x!.Shape.Take(axis)); var len = S(x.Shape[axis]); var inner = N(x.Shape.Skip(axis + 1));
-                var fn = n.Op == Op.ReduceSum ? "ReduceSum" : "ReduceMax";
-                w.Line($"{K}.{fn}({In(0)}, {oa}, {oo}, {outer}, {len}, {inner}{(n.Op == Op.ReduceSum ? ", " + acc : "")});");
-                return;
-            }
-            case Op.SumTo:
-            {
-                var (dims, reduced) = SumToPattern(x!.Shape, n.Shape);
-                w.Line($"{K}.SumTo({In(0)}, {oa}, {oo}, new long[] {{ {string.Join(", ", dims.Select(S))} }}, new bool[] {{ {string.Join(", ", reduced.Select(r => r ? "true" : "false"))} }}, {acc});");
-                return;
-            }
-            case Op.Permute:
-                w.Line($"{K}.Permute({In(0)}, {oa}, {oo}, new long[] {{ {string.Join(", ", x!.Shape.Select(S))} }}, new int[] {{ {string.Join(", ", n.A<PermuteAttr>().Order)} }});");
-                return;
-            case Op.Slice:
-            {
-                var (axis, start, _) = n.A<SliceAttr>();
-                w.Line($"{K}.SliceAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(start)}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
-                return;
-            }
-            case Op.Pad:
-            {
-                var (axis, before, _) = n.A<PadAttr>();
-                w.Line($"{K}.PadAxis({In(0)}, {oa}, {oo}, {N(x!.Shape.Take(axis))}, {S(x.Shape[axis])}, {S(before)}, {S(n.Shape[axis])}, {N(x.Shape.Skip(axis + 1))});");
-                return;
-            }
-            case Op.Concat:
-            {
-                int axis = n.A<AxisAttr>().Axis;
-                var start = Sym.Zero;
-                for (int i = 0; i < n.Inputs.Length; i++)
-                {
-                    var part = _g[n.Inputs[i]];
-                    w.Line($"{K}.CopyIntoAxis({In(i)}, {oa}, {oo}, {N(n.Shape.Take(axis))}, {S(part.Shape[axis])}, {S(n.Shape[axis])}, {S(start)}, {N(n.Shape.Skip(axis + 1))});");
-                    start += part.Shape[axis];
-                }
-                return;
-            }
-            case Op.Gather:
-                w.Line($"{K}.Gather({In(0)}, {S(x!.Shape[0])}, {S(x.Shape[1])}, {In(1)}, {N(_g[n.Inputs[1]].Shape)}, {oa}, {oo});");
-                return;
-            case Op.GatherGrad:
-                w.Line($"{K}.GatherGrad({In(0)}, {In(1)}, {N(_g[n.Inputs[1]].Shape)}, {S(n.Shape[0])}, {S(n.Shape[1])}, {oa}, {oo}, {acc});");
-                return;
-            case Op.PickLast:
-                w.Line($"{K}.PickLast({In(0)}, {In(1)}, {N(n.Shape)}, {S(x!.Shape[x.Rank - 1])}, {n.A<IgnoreAttr>().Ignore}, {oa}, {oo});");
-                return;
-            case Op.PickLastGrad:
-                w.Line($"{K}.PickLastGrad({In(0)}, {In(1)}, {N(x!.Shape)}, {S(n.Shape[n.Rank - 1])}, {n.A<PickGradAttr>().Ignore}, {oa}, {oo});");
-                return;
-            case Op.IndexMask:
-                w.Line($"{K}.IndexMask({In(0)}, {N(n.Shape)}, {n.A<IgnoreAttr>().Ignore}, {oa}, {oo});");
-                return;
-            case Op.ToFloat:
-                w.Line($"{K}.ToFloat({In(0)}, {N(n.Shape)}, {oa}, {oo});");
-                return;
-            case Op.Arange:
-                w.Line($"{K}.Arange({oa}, {oo}, {S(n.Shape[0])});");
-                return;
-            case Op.Fill:
-                w.Line($"{K}.Fill({oa}, {oo}, {N(n.Shape)}, {_names.Scalar(n.A<ScalarAttr>().Value)});");
-                return;
-            case Op.DropoutMask:
-                w.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({oa}, (int){oo}, (int)({N(n.Shape)})), {_names.Scalar(n.A<DropoutAttr>().P)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {n.A<DropoutAttr>().Site}));");
-                return;
-        }
-        throw new InvalidOperationException($"no CPU lowering for {n.Op}");
     }
 
-    /// <summary>Collapses a SumTo into alternating kept/summed dimension runs.</summary>
-    private static (List<Sym> Dims, List<bool> Reduced) SumToPattern(Sym[] from, Sym[] to)
+    private void EmitMatMul(CodeWriter w, GemmPlan p, string acc)
     {
-        var dims = new List<Sym>(); var reduced = new List<bool>();
-        int off = from.Length - to.Length;
-        for (int d = 0; d < from.Length; d++)
-        {
-            if (from[d].Equals(Sym.One)) continue;
-            bool r = d < off || to[d - off].Equals(Sym.One);
-            if (reduced.Count > 0 && reduced[reduced.Count - 1] == r) dims[dims.Count - 1] *= from[d];
-            else { dims.Add(from[d]); reduced.Add(r); }
-        }
-        return (dims, reduced);
-    }
-
-    private void EmitMatMul(CodeWriter w, Node n, string acc)
-    {
-        var a = _g[n.Inputs[0]]; var b = _g[n.Inputs[1]];
-        var (ta, tb) = n.A<MatMulAttr>();
-        var (aa, ao) = Buf(a.Id); var (ba, bo) = Buf(b.Id); var (ca, co) = Buf(n.Id);
-        var m = n.Shape[n.Rank - 2]; var nn = n.Shape[n.Rank - 1];
-        var k = a.Shape[a.Rank - (ta ? 2 : 1)];
+        var (aa, ao) = Buf(p.A.Id); var (ba, bo) = Buf(p.B.Id); var (ca, co) = Buf(p.C.Id);
         string T(bool t) => t ? "true" : "false";
-        if (b.Rank == 2 && !ta)
+        if (p.FoldsBatch)
         {
             // Batch dims of A fold into M: one GEMM over all rows.
-            var rows = Sym.Div(Shapes.Numel(a.Shape), k);
-            w.Line($"{K}.MatMul(false, {T(tb)}, {S(rows)}, {S(nn)}, {S(k)}, {aa}, {ao}, {ba}, {bo}, {ca}, {co}, null, null, null, {acc});");
+            w.Line($"{K}.MatMul(false, {T(p.TransB)}, {S(p.Rows)}, {S(p.N)}, {S(p.K)}, {aa}, {ao}, {ba}, {bo}, {ca}, {co}, null, null, null, {acc});");
             return;
         }
-        var batch = n.Shape.Take(n.Rank - 2).ToArray();
-        string Strides(Node x)
-        {
-            var xb = x.Shape.Take(x.Rank - 2).ToArray();
-            var mat = x.Shape[x.Rank - 2] * x.Shape[x.Rank - 1];
-            var strides = new List<string>();
-            for (int d = 0; d < batch.Length; d++)
-            {
-                int xd = d - (batch.Length - xb.Length);
-                if (xd < 0 || (xb[xd].Equals(Sym.One) && !batch[d].Equals(Sym.One))) { strides.Add("0L"); continue; }
-                var stride = mat;
-                for (int e = xd + 1; e < xb.Length; e++) stride *= xb[e];
-                strides.Add(S(stride));
-            }
-            return "new long[] { " + string.Join(", ", strides) + " }";
-        }
-        w.Line($"{K}.MatMul({T(ta)}, {T(tb)}, {S(m)}, {S(nn)}, {S(k)}, {aa}, {ao}, {ba}, {bo}, {ca}, {co}, new long[] {{ {string.Join(", ", batch.Select(S))} }}, {Strides(a)}, {Strides(b)}, {acc});");
+        string Strides(Node x) => "new long[] { " + string.Join(", ", p.Strides(x).Select(s => s is null ? "0L" : S(s))) + " }";
+        w.Line($"{K}.MatMul({T(p.TransA)}, {T(p.TransB)}, {S(p.M)}, {S(p.N)}, {S(p.K)}, {aa}, {ao}, {ba}, {bo}, {ca}, {co}, new long[] {{ {string.Join(", ", p.Batch.Select(S))} }}, {Strides(p.A)}, {Strides(p.B)}, {acc});");
     }
 
     // ───────────────────────────── fused elementwise kernels ─────────────────────────────
 
     private void EmitElementwise(CodeWriter w, FusionGroup gr)
     {
-        var root = _g[gr.Root];
-        var outShape = root.Shape;
-        int r = outShape.Length;
-        var inputs = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) ? ig.Kind != "const" : true).ToList();
-        var consts = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) && ig.Kind == "const").ToList();
-        var scalars = gr.Members.Where(m => _g[m].ScalarParam is not null).ToList();
-
-        // Broadcast pattern per input and output axis, then merge axes where every input agrees.
-        var aligned = inputs.Select(i => { var s = _g[i].Shape; return Enumerable.Repeat(Sym.One, r - s.Length).Concat(s).ToArray(); }).ToList();
-        var dims = new List<Sym>();
-        var bc = inputs.Select(_ => new List<bool>()).ToList();
-        for (int d = 0; d < r; d++)
-        {
-            if (outShape[d].Equals(Sym.One)) continue;
-            var flags = aligned.Select(s => s[d].Equals(Sym.One)).ToList();
-            if (dims.Count > 0 && Enumerable.Range(0, inputs.Count).All(k => bc[k][bc[k].Count - 1] == flags[k]))
-                dims[dims.Count - 1] *= outShape[d];
-            else
-            {
-                dims.Add(outShape[d]);
-                for (int k = 0; k < inputs.Count; k++) bc[k].Add(flags[k]);
-            }
-        }
-        if (dims.Count == 0) { dims.Add(Sym.One); foreach (var f in bc) f.Add(true); }
-        int m = dims.Count;
+        var plan = new ElementwisePlan(_g, gr, _groupOfRoot);
+        var root = plan.Root;
+        var (inputs, consts, scalars, dims, bc) = (plan.Inputs, plan.Consts, plan.Scalars, plan.Dims, plan.Broadcast);
+        int m = plan.Rank;
         bool acc = Accumulate(root.Id);
         bool round = IsLowStore(root.Id);
 
@@ -352,8 +222,8 @@ internal sealed class CpuEmitter
         foreach (var id in gr.Members)
         {
             var n = _g[id];
-            var template = vector ? OpTable.CpuVector(n.Op) : OpTable.CpuScalar(n.Op);
-            var text = template;
+            var lowering = (ElementwiseLowering)OpRegistry.Of(n.Op).Lowering;
+            var text = vector ? lowering.CpuVector : lowering.CpuScalar;
             for (int i = 0; i < n.Inputs.Length; i++) text = text.Replace("{" + i + "}", Operand(n.Inputs[i]));
             int s = scalars.IndexOf(id);
             if (s >= 0) text = text.Replace("{s}", vector ? $"vq{s}" : $"q{s}");

@@ -39,7 +39,7 @@ internal sealed class CudaEmitter
         // Autodiff appends the backward pass after the loss: everything after it is backward or update.
         _backwardFrom = int.MaxValue;
         if (g.Kind == GraphKind.Train && g.Outputs.FirstOrDefault(o => o.Role == OutputRole.Loss) is { } loss)
-            _backwardFrom = IndexOf(loss.Node) + 1;
+            _backwardFrom = g.IndexOf(loss.Node) + 1;
     }
 
     /// <summary>The program name NVRTC reports diagnostics under (lines outside user code point into it).</summary>
@@ -103,7 +103,7 @@ internal sealed class CudaEmitter
 
     // ───────────────────────────── writing ─────────────────────────────
 
-    private void Line(string text = "")
+    internal void Line(string text = "")
     {
         _sb.Append(text).Append('\n');
         _line++;
@@ -119,34 +119,34 @@ internal sealed class CudaEmitter
     /// <summary>Points diagnostics back at the emitted file itself after user-code lines.</summary>
     private void ResetLine() => Line($"#line {(_line + 2).ToString(CultureInfo.InvariantCulture)} \"{_fileName}\"");
 
-    private int IndexOf(int id)
-    {
-        for (int i = 0; i < _g.Nodes.Count; i++) if (_g.Nodes[i].Id == id) return i;
-        return -1;
-    }
+    /// <summary>The graph being emitted.</summary>
+    internal Graph Graph => _g;
+
+    /// <summary>How symbols and scalars are spelled.</summary>
+    internal SymbolNames Names => _names;
 
     private Placement P(int id) => _g.Plan!.Placements[id];
 
-    private bool Accumulate(int id) => _g.Plan!.Placements.TryGetValue(id, out var p) && p.Buffer == BufferKind.Grads;
+    internal bool Accumulate(int id) => _g.Plan!.Placements.TryGetValue(id, out var p) && p.Buffer == BufferKind.Grads;
 
     private bool IsLow(int id) => P(id).Buffer is BufferKind.LowArena or BufferKind.LowParams;
 
     /// <summary>The C element type a node is stored as.</summary>
-    private string Ty(int id) => _g[id].DType == DType.I32 ? "int" : IsLow(id) ? "kiln_low" : "float";
+    internal string Ty(int id) => _g[id].DType == DType.I32 ? "int" : IsLow(id) ? "kiln_low" : "float";
 
     /// <summary>The fp32 (or int) value of element <paramref name="index"/> of pointer <paramref name="ptr"/> holding node <paramref name="id"/>.</summary>
-    private string Load(int id, string ptr, string index) => IsLow(id) ? $"kiln_low_to_float({ptr}[{index}])" : $"{ptr}[{index}]";
+    internal string Load(int id, string ptr, string index) => IsLow(id) ? $"kiln_low_to_float({ptr}[{index}])" : $"{ptr}[{index}]";
 
     /// <summary>The statement that writes fp32 <paramref name="value"/> as node <paramref name="id"/>'s element (accumulating into a gradient).</summary>
-    private string Store(int id, string index, string value)
+    internal string Store(int id, string index, string value)
     {
         if (Accumulate(id)) return $"out[{index}] += {value};";
         if (_g[id].DType == DType.I32) return $"out[{index}] = (int)({value});";
         return IsLow(id) ? $"out[{index}] = kiln_float_to_low({value});" : $"out[{index}] = {value};";
     }
 
-    private string KernelName(FusionGroup gr, string what) =>
-        $"{_prefix}_k{gr.Id}_{what}_{(IndexOf(gr.Root) >= _backwardFrom ? "bwd" : "fwd")}";
+    internal string KernelName(FusionGroup gr, string what) =>
+        $"{_prefix}_k{gr.Id}_{what}_{(_g.IndexOf(gr.Root) >= _backwardFrom ? "bwd" : "fwd")}";
 
     private static string Trim(string s)
     {
@@ -160,7 +160,7 @@ internal sealed class CudaEmitter
         var root = _g[gr.Root];
         Line();
         var type = IsLow(root.Id) ? "low" + Shapes.Format(root.Shape) : IrPrinter.Type(root.DType, root.Shape);
-        Line($"// k{gr.Id} {gr.Kind} %{root.Id} {type}{(Accumulate(root.Id) ? " (accumulates into the gradient slab)" : "")}");
+        Line($"// k{gr.Id} {gr.Kind.Text()} %{root.Id} {type}{(Accumulate(root.Id) ? " (accumulates into the gradient slab)" : "")}");
         foreach (var m in gr.Members)
         {
             var n = _g[m];
@@ -170,7 +170,7 @@ internal sealed class CudaEmitter
     }
 
     /// <summary>The user-code location of a group: its root's, else the first member that has one.</summary>
-    private SourceRef SrcOf(FusionGroup gr)
+    internal SourceRef SrcOf(FusionGroup gr)
     {
         var root = _g[gr.Root];
         if (root.Src.Line > 0) return root.Src;
@@ -178,19 +178,14 @@ internal sealed class CudaEmitter
         return SourceRef.None;
     }
 
-    /// <summary>Kernel parameters paired with the launch arguments that fill them.</summary>
-    private sealed class Params
-    {
-        public readonly List<string> Decls = new();
-        public readonly List<CudaArg> Args = new();
-        public void Add(string decl, CudaArg arg) { Decls.Add(decl); Args.Add(arg); }
-    }
+    internal void OutParam(CudaParams ps, int node) => ps.Add($"{Ty(node)}* __restrict__ out", CudaArg.Buffer(node));
+    internal void InParam(CudaParams ps, int node, string name) => ps.Add($"const {Ty(node)}* __restrict__ {name}", CudaArg.Buffer(node));
+    internal static void SizeParam(CudaParams ps, string name, Sym value) => ps.Add("long long " + name, CudaArg.Sz(value));
 
-    private void OutParam(Params ps, int node) => ps.Add($"{Ty(node)}* __restrict__ out", CudaArg.Buffer(node));
-    private void InParam(Params ps, int node, string name) => ps.Add($"const {Ty(node)}* __restrict__ {name}", CudaArg.Buffer(node));
-    private static void SizeParam(Params ps, string name, Sym value) => ps.Add("long long " + name, CudaArg.Sz(value));
+    /// <summary>Records the launch of group <paramref name="gr"/> (a runtime kernel, or an emitted one via <see cref="Kernel"/>).</summary>
+    internal void RecordLaunch(FusionGroup gr, CudaLaunch launch) => _launches[gr.Id] = launch;
 
-    private void Kernel(FusionGroup gr, string name, Params ps, CudaGrid grid, Sym work, Action body, SourceRef src, int zeroFirst = -1)
+    internal void Kernel(FusionGroup gr, string name, CudaParams ps, CudaGrid grid, Sym work, Action body, SourceRef src, int zeroFirst = -1)
     {
         Line($"extern \"C\" __global__ void {name}({string.Join(", ", ps.Decls)})");
         Line("{");
@@ -198,234 +193,23 @@ internal sealed class CudaEmitter
         body();
         if (src.Line > 0) ResetLine();
         Line("}");
-        _launches[gr.Id] = new CudaLaunch(name, grid, work, ps.Args.ToArray(), zeroFirst);
+        RecordLaunch(gr, new CudaLaunch(name, grid, work, ps.Args.ToArray(), zeroFirst));
     }
-
-    private static Sym Numel(IEnumerable<Sym> dims) => Shapes.Numel(dims.ToList());
 
     // ───────────────────────────── groups ─────────────────────────────
 
     private void EmitGroup(FusionGroup gr)
     {
         var n = _g[gr.Root];
-        if (gr.Kind is "const" or "alias" || n.Op is Op.Param or Op.Input or Op.Reshape) return;
+        if (gr.Kind is GroupKind.Const or GroupKind.Alias) return;
         Comment(gr);
-        var src = SrcOf(gr);
-        switch (gr.Kind)
+        switch (OpRegistry.Of(n.Op).Lowering)
         {
-            case "elementwise": EmitElementwise(gr); return;
-            case "matmul": EmitMatMulComment(n); return;
+            case ElementwiseLowering: EmitElementwise(gr); return;
+            case GemmLowering: EmitMatMulComment(n); return;
+            case KernelLowering k: k.Cuda(new CudaKernelContext(this, gr, n)); return;
+            case var other: throw new InvalidOperationException($"no CUDA lowering for {n.Op} ({other})");
         }
-        var x = n.Inputs.Length > 0 ? _g[n.Inputs[0]] : null;
-        var ps = new Params();
-        switch (n.Op)
-        {
-            case Op.ReduceSum:
-            case Op.ReduceMax:
-            {
-                bool sum = n.Op == Op.ReduceSum;
-                int axis = n.A<ReduceAttr>().Axis;
-                var innerSize = Numel(x!.Shape.Skip(axis + 1));
-                if (!innerSize.Equals(Sym.One))
-                {
-                    EmitColumnReduce(gr, n, x.Id, Numel(x.Shape.Take(axis)), x.Shape[axis], innerSize, sum, KernelName(gr, sum ? "reducesum" : "reducemax"), src);
-                    return;
-                }
-                OutParam(ps, n.Id); InParam(ps, x.Id, "in0");
-                SizeParam(ps, "outer", Numel(x.Shape.Take(axis))); SizeParam(ps, "len", x.Shape[axis]); SizeParam(ps, "inner", Numel(x.Shape.Skip(axis + 1)));
-                Kernel(gr, KernelName(gr, sum ? "reducesum" : "reducemax"), ps, CudaGrid.Warps, Numel(x.Shape.Take(axis)) * Numel(x.Shape.Skip(axis + 1)), () =>
-                {
-                    Line("    // One warp per output element; lanes stride along the reduced axis.");
-                    Line("    KILN_FOR_WARPS(row, outer * inner)");
-                    Line("    {");
-                    Line("        kiln_i64 o = row / inner, k = row % inner;");
-                    Line($"        const {Ty(x.Id)}* x = in0 + o * len * inner + k;");
-                    Line($"        float acc = {(sum ? "0.0f" : "kiln_NegInf()")};");
-                    var item = Load(x.Id, "x", "j * inner");
-                    Line($"        for (kiln_i64 j = threadIdx.x % KILN_WARP; j < len; j += KILN_WARP) acc = {(sum ? $"acc + {item}" : $"fmaxf(acc, {item})")};");
-                    Line($"        acc = {(sum ? "kiln_warp_sum(acc)" : "kiln_warp_max(acc)")};");
-                    Line($"        if (threadIdx.x % KILN_WARP == 0) {Store(n.Id, "row", "acc")}");
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.SumTo: EmitSumTo(gr, n, src); return;
-            case Op.Permute:
-            {
-                int r = n.Rank;
-                var order = n.A<PermuteAttr>().Order;
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0");
-                for (int d = 0; d < r; d++) SizeParam(ps, "d" + d, n.Shape[d]);
-                // Input element stride of the input axis each output axis reads.
-                for (int d = 0; d < r; d++) SizeParam(ps, "s" + d, Numel(x.Shape.Skip(order[d] + 1)));
-                Kernel(gr, KernelName(gr, "permute"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line($"    // d = output dims, s = input element stride of each output axis (order {string.Join(",", order)}).");
-                    Line($"    KILN_FOR_ELEMENTS(i, {(r == 0 ? "1" : string.Join(" * ", Enumerable.Range(0, r).Select(d => "d" + d)))})");
-                    Line("    {");
-                    Line(r == 0 ? "        kiln_i64 src = 0;" : "        kiln_i64 rem = i, src = 0;");
-                    for (int d = r - 1; d >= 0; d--) Line($"        src += (rem % d{d}) * s{d}; rem /= d{d};");
-                    Line("        out[i] = in0[src];");
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.Slice:
-            case Op.Pad:
-            {
-                bool slice = n.Op == Op.Slice;
-                var (axis, first) = slice ? (n.A<SliceAttr>().Axis, n.A<SliceAttr>().Start) : (n.A<PadAttr>().Axis, n.A<PadAttr>().Before);
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0");
-                SizeParam(ps, "outer", Numel(x.Shape.Take(axis))); SizeParam(ps, "srcLen", x.Shape[axis]);
-                SizeParam(ps, slice ? "start" : "before", first); SizeParam(ps, "dstLen", n.Shape[axis]); SizeParam(ps, "inner", Numel(x.Shape.Skip(axis + 1)));
-                // Movement keeps the storage type (a pad of a low tensor is low), except that a mixed input is converted.
-                string Move(string index) => Ty(x.Id) == Ty(n.Id) ? $"in0[{index}]" : Ty(n.Id) == "kiln_low" ? $"kiln_float_to_low({Load(x.Id, "in0", index)})" : Load(x.Id, "in0", index);
-                string Zero() => Ty(n.Id) == "kiln_low" ? "kiln_float_to_low(0.0f)" : Ty(n.Id) == "int" ? "0" : "0.0f";
-                Kernel(gr, KernelName(gr, slice ? "slice" : "pad"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line("    KILN_FOR_ELEMENTS(i, outer * dstLen * inner)");
-                    Line("    {");
-                    Line("        kiln_i64 k = i % inner, j = (i / inner) % dstLen, o = i / (inner * dstLen);");
-                    if (slice) Line($"        out[i] = {Move("(o * srcLen + start + j) * inner + k")};");
-                    else
-                    {
-                        Line("        kiln_i64 sj = j - before;");
-                        Line($"        out[i] = (sj >= 0 && sj < srcLen) ? {Move("(o * srcLen + sj) * inner + k")} : {Zero()};");
-                    }
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.Concat:
-            {
-                int parts = n.Inputs.Length, axis = n.A<AxisAttr>().Axis;
-                OutParam(ps, n.Id);
-                for (int p = 0; p < parts; p++) InParam(ps, n.Inputs[p], "in" + p);
-                SizeParam(ps, "outer", Numel(n.Shape.Take(axis))); SizeParam(ps, "dstLen", n.Shape[axis]); SizeParam(ps, "inner", Numel(n.Shape.Skip(axis + 1)));
-                for (int p = 0; p < parts; p++) SizeParam(ps, "len" + p, _g[n.Inputs[p]].Shape[axis]);
-                string Move(int p, string index)
-                {
-                    var id = n.Inputs[p];
-                    return Ty(id) == Ty(n.Id) ? $"in{p}[{index}]" : Ty(n.Id) == "kiln_low" ? $"kiln_float_to_low({Load(id, "in" + p, index)})" : Load(id, "in" + p, index);
-                }
-                Kernel(gr, KernelName(gr, "concat"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line("    KILN_FOR_ELEMENTS(i, outer * dstLen * inner)");
-                    Line("    {");
-                    Line("        kiln_i64 k = i % inner, j = (i / inner) % dstLen, o = i / (inner * dstLen);");
-                    Line("        kiln_i64 s0 = 0" + string.Concat(Enumerable.Range(1, parts - 1).Select(p => $", s{p} = s{p - 1} + len{p - 1}")) + ";");
-                    for (int p = 0; p < parts; p++)
-                    {
-                        var test = p == parts - 1 ? (parts == 1 ? "" : "else ") : (p == 0 ? $"if (j < s{p + 1}) " : $"else if (j < s{p + 1}) ");
-                        Line($"        {test}out[i] = {Move(p, $"(o * len{p} + j - s{p}) * inner + k")};");
-                    }
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.Gather:
-            {
-                var idx = _g[n.Inputs[1]];
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); InParam(ps, idx.Id, "in1");
-                SizeParam(ps, "rows", x.Shape[0]); SizeParam(ps, "dim", x.Shape[1]); SizeParam(ps, "count", Numel(idx.Shape));
-                Kernel(gr, KernelName(gr, "gather"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line("    // An index outside the table reads zeros; the host validates ids before the step.");
-                    Line("    KILN_FOR_ELEMENTS(i, count * dim)");
-                    Line("    {");
-                    Line("        kiln_i64 t = i / dim;");
-                    Line("        int r = in1[t];");
-                    Line($"        float v = (r >= 0 && r < rows) ? {Load(x.Id, "in0", "(kiln_i64)r * dim + i % dim")} : 0.0f;");
-                    Line($"        {Store(n.Id, "i", "v")}");
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.GatherGrad:
-            {
-                var idx = _g[n.Inputs[1]];
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); InParam(ps, idx.Id, "in1");
-                SizeParam(ps, "rows", n.Shape[0]); SizeParam(ps, "dim", n.Shape[1]); SizeParam(ps, "count", Numel(idx.Shape));
-                bool acc = Accumulate(n.Id);
-                Kernel(gr, KernelName(gr, "gathergrad"), ps, CudaGrid.Elements, Numel(x.Shape), () =>
-                {
-                    Line(acc ? "    // Scatter-add into the gradient slab (accumulates)." : "    // Scatter-add: the host zeroes out [rows, dim] before the launch.");
-                    Line("    KILN_FOR_ELEMENTS(i, count * dim)");
-                    Line("    {");
-                    Line("        int r = in1[i / dim];");
-                    Line($"        if (r >= 0 && r < rows) atomicAdd(&out[(kiln_i64)r * dim + i % dim], {Load(x.Id, "in0", "i")});");
-                    Line("    }");
-                }, src, zeroFirst: acc ? -1 : n.Id);
-                return;
-            }
-            case Op.PickLast:
-            {
-                var idx = _g[n.Inputs[1]];
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); InParam(ps, idx.Id, "in1");
-                SizeParam(ps, "count", Numel(n.Shape)); SizeParam(ps, "classes", x.Shape[x.Rank - 1]);
-                Kernel(gr, KernelName(gr, "picklast"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line("    KILN_FOR_ELEMENTS(i, count)");
-                    Line("    {");
-                    Line("        int t = in1[i];");
-                    Line($"        float v = (t != {n.A<IgnoreAttr>().Ignore} && t >= 0 && t < classes) ? {Load(x.Id, "in0", "i * classes + t")} : 0.0f;");
-                    Line($"        {Store(n.Id, "i", "v")}");
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.PickLastGrad:
-            {
-                var idx = _g[n.Inputs[1]];
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); InParam(ps, idx.Id, "in1");
-                SizeParam(ps, "count", Numel(x.Shape)); SizeParam(ps, "classes", n.Shape[n.Rank - 1]);
-                Kernel(gr, KernelName(gr, "picklastgrad"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line("    KILN_FOR_ELEMENTS(i, count * classes)");
-                    Line("    {");
-                    Line("        kiln_i64 r = i / classes; int c = (int)(i % classes); int t = in1[r];");
-                    Line($"        float v = (t != {n.A<PickGradAttr>().Ignore} && c == t) ? {Load(x.Id, "in0", "r")} : 0.0f;");
-                    Line($"        {Store(n.Id, "i", "v")}");
-                    Line("    }");
-                }, src);
-                return;
-            }
-            case Op.IndexMask:
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); SizeParam(ps, "count", Numel(n.Shape));
-                Kernel(gr, KernelName(gr, "indexmask"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                    Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = in0[i] != {n.A<IgnoreAttr>().Ignore} ? 1.0f : 0.0f; {Store(n.Id, "i", "v")} }}"), src);
-                return;
-            case Op.ToFloat:
-                OutParam(ps, n.Id); InParam(ps, x!.Id, "in0"); SizeParam(ps, "count", Numel(n.Shape));
-                Kernel(gr, KernelName(gr, "tofloat"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                    Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = (float)in0[i]; {Store(n.Id, "i", "v")} }}"), src);
-                return;
-            case Op.Arange:
-                OutParam(ps, n.Id); SizeParam(ps, "count", n.Shape[0]);
-                Kernel(gr, KernelName(gr, "arange"), ps, CudaGrid.Elements, n.Shape[0], () =>
-                    Line("    KILN_FOR_ELEMENTS(i, count) out[i] = (int)i;"), src);
-                return;
-            case Op.Fill:
-                OutParam(ps, n.Id); ps.Add("float value", CudaArg.Fl(n.A<ScalarAttr>().Value)); SizeParam(ps, "count", Numel(n.Shape));
-                Kernel(gr, KernelName(gr, "fill"), ps, CudaGrid.Elements, Numel(n.Shape), () =>
-                {
-                    Line($"    // value = {_names.Scalar(n.A<ScalarAttr>().Value)}");
-                    Line($"    KILN_FOR_ELEMENTS(i, count) {{ {Store(n.Id, "i", "value")} }}");
-                }, src);
-                return;
-            case Op.DropoutMask:
-                // The mask is a pure function of (seed, step, micro-step, site, element): the runtime's kernel draws the
-                // same Philox words as the CPU's DropoutKernels.FillMask.
-                var drop = n.A<DropoutAttr>();
-                Line($"// runs kiln_rt_dropout_mask: p = {_names.Scalar(drop.P)}, site {drop.Site}");
-                _launches[gr.Id] = new CudaLaunch("kiln_rt_dropout_mask", CudaGrid.Elements, Numel(n.Shape), new[]
-                {
-                    CudaArg.Buffer(n.Id), CudaArg.Fl(drop.P), CudaArg.Expr("ctx.Seed"),
-                    CudaArg.Expr($"global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {drop.Site})"), CudaArg.Sz(Numel(n.Shape)),
-                });
-                return;
-        }
-        throw new InvalidOperationException($"no CUDA lowering for {n.Op}");
     }
 
     private void EmitMatMulComment(Node n)
@@ -437,30 +221,14 @@ internal sealed class CudaEmitter
              $"M={n.Shape[n.Rank - 2]} N={n.Shape[n.Rank - 1]} K={k}, transA={(ta ? 1 : 0)} transB={(tb ? 1 : 0)}, inputs {Ty(a.Id)}/{Ty(b.Id)}, output {Ty(n.Id)}{(Accumulate(n.Id) ? ", beta=1" : "")}");
     }
 
-    /// <summary>Collapses a SumTo into alternating kept/summed dimension runs (as the CPU lowering does).</summary>
-    internal static (List<Sym> Dims, List<bool> Reduced) SumToPattern(Sym[] from, Sym[] to)
-    {
-        var dims = new List<Sym>(); var reduced = new List<bool>();
-        int off = from.Length - to.Length;
-        for (int d = 0; d < from.Length; d++)
-        {
-            if (from[d].Equals(Sym.One)) continue;
-            bool r = d < off || to[d - off].Equals(Sym.One);
-            if (reduced.Count > 0 && reduced[reduced.Count - 1] == r) dims[dims.Count - 1] *= from[d];
-            else { dims.Add(from[d]); reduced.Add(r); }
-        }
-        if (dims.Count == 0) { dims.Add(Sym.One); reduced.Add(false); }
-        return (dims, reduced);
-    }
-
     /// <summary>
     /// A reduction over the middle axis of [outer, len, inner] with inner &gt; 1 (a bias gradient, a sum over the
     /// batch): one 256-thread block per (outer index, 32-column tile), 8 row lanes per column so the loads of a
     /// warp are 32 consecutive columns (coalesced), combined in shared memory in a fixed order (deterministic).
     /// </summary>
-    private void EmitColumnReduce(FusionGroup gr, Node n, int input, Sym outer, Sym len, Sym inner, bool sum, string name, SourceRef src)
+    internal void EmitColumnReduce(FusionGroup gr, Node n, int input, Sym outer, Sym len, Sym inner, bool sum, string name, SourceRef src)
     {
-        var ps = new Params();
+        var ps = new CudaParams();
         OutParam(ps, n.Id); InParam(ps, input, "in0");
         SizeParam(ps, "outer", outer); SizeParam(ps, "len", len); SizeParam(ps, "inner", inner);
         var tiles = Sym.Div(inner + Sym.Const(31), Sym.Const(32));
@@ -489,71 +257,16 @@ internal sealed class CudaEmitter
         }, src);
     }
 
-    private void EmitSumTo(FusionGroup gr, Node n, SourceRef src)
-    {
-        var x = _g[n.Inputs[0]];
-        var (dimSyms, runs) = SumToPattern(x.Shape, n.Shape);
-        int m = runs.Count;
-        // Summing leading rows into trailing columns reads across rows: the column kernel keeps loads coalesced.
-        if (m == 2 && runs[0] && !runs[1]) { EmitColumnReduce(gr, n, x.Id, Sym.One, dimSyms[0], dimSyms[1], true, KernelName(gr, "sumto"), src); return; }
-        if (m == 3 && !runs[0] && runs[1] && !runs[2]) { EmitColumnReduce(gr, n, x.Id, dimSyms[0], dimSyms[1], dimSyms[2], true, KernelName(gr, "sumto"), src); return; }
-        var dims = Enumerable.Range(0, m).Select(d => "d" + d).ToArray();
-        string Stride(int d) => d == m - 1 ? "1" : string.Join(" * ", dims.Skip(d + 1));
-        var kept = Enumerable.Range(0, m).Where(d => !runs[d]).ToList();
-        var summed = Enumerable.Range(0, m).Where(d => runs[d]).ToList();
-        string Prod(List<int> ds) => ds.Count == 0 ? "1" : string.Join(" * ", ds.Select(d => "d" + d));
-        var ps = new Params();
-        OutParam(ps, n.Id); InParam(ps, x.Id, "in0");
-        for (int d = 0; d < m; d++) SizeParam(ps, dims[d], dimSyms[d]);
-        var rows = Shapes.Numel(kept.Select(d => dimSyms[d]).ToList());
-        Kernel(gr, KernelName(gr, "sumto"), ps, CudaGrid.Warps, rows, () =>
-        {
-            Line($"    // Collapsed dims d0..d{m - 1}; summed: {(summed.Count == 0 ? "none" : string.Join(", ", summed.Select(d => "d" + d)))}. One warp per output element.");
-            Line($"    KILN_FOR_WARPS(row, {Prod(kept)})");
-            Line("    {");
-            // (No index arithmetic when every axis is summed: NVRTC warns about an unused variable.)
-            Line(kept.Count == 0 ? "        kiln_i64 base = 0;" : "        kiln_i64 rem = row, base = 0;");
-            for (int i = kept.Count - 1; i >= 0; i--) Line($"        base += (rem % d{kept[i]}) * ({Stride(kept[i])}); rem /= d{kept[i]};");
-            Line("        float acc = 0.0f;");
-            Line($"        for (kiln_i64 t = threadIdx.x % KILN_WARP; t < {Prod(summed)}; t += KILN_WARP)");
-            Line("        {");
-            Line(summed.Count == 0 ? "            kiln_i64 src = base;" : "            kiln_i64 r = t, src = base;");
-            for (int i = summed.Count - 1; i >= 0; i--) Line($"            src += (r % d{summed[i]}) * ({Stride(summed[i])}); r /= d{summed[i]};");
-            Line($"            acc += {Load(x.Id, "in0", "src")};");
-            Line("        }");
-            Line("        acc = kiln_warp_sum(acc);");
-            Line($"        if (threadIdx.x % KILN_WARP == 0) {Store(n.Id, "row", "acc")}");
-            Line("    }");
-        }, src);
-    }
-
     // ───────────────────────────── fused elementwise kernels ─────────────────────────────
 
     private void EmitElementwise(FusionGroup gr)
     {
-        var root = _g[gr.Root];
-        var outShape = root.Shape;
-        int r = outShape.Length;
-        var inputs = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) ? ig.Kind != "const" : true).ToList();
-        var consts = gr.ExternalInputs.Where(i => _groupOfRoot.TryGetValue(i, out var ig) && ig.Kind == "const").ToList();
-        var scalars = gr.Members.Where(m => _g[m].ScalarParam is not null).ToList();
+        var plan = new ElementwisePlan(_g, gr, _groupOfRoot);
+        var root = plan.Root;
+        var (inputs, consts, scalars, dims, bc) = (plan.Inputs, plan.Consts, plan.Scalars, plan.Dims, plan.Broadcast);
+        int m = plan.Rank;
 
-        // Broadcast pattern per input and output axis, then merge axes where every input agrees (as CpuEmitter).
-        var aligned = inputs.Select(i => { var s = _g[i].Shape; return Enumerable.Repeat(Sym.One, r - s.Length).Concat(s).ToArray(); }).ToList();
-        var dims = new List<Sym>();
-        var bc = inputs.Select(_ => new List<bool>()).ToList();
-        for (int d = 0; d < r; d++)
-        {
-            if (outShape[d].Equals(Sym.One)) continue;
-            var flags = aligned.Select(s => s[d].Equals(Sym.One)).ToList();
-            if (dims.Count > 0 && Enumerable.Range(0, inputs.Count).All(k => bc[k][bc[k].Count - 1] == flags[k])) { dims[dims.Count - 1] *= outShape[d]; continue; }
-            dims.Add(outShape[d]);
-            for (int k = 0; k < inputs.Count; k++) bc[k].Add(flags[k]);
-        }
-        if (dims.Count == 0) { dims.Add(Sym.One); foreach (var f in bc) f.Add(true); }
-        int m = dims.Count;
-
-        var ps = new Params();
+        var ps = new CudaParams();
         OutParam(ps, root.Id);
         for (int k = 0; k < inputs.Count; k++) ps.Add($"const {Ty(inputs[k])}* __restrict__ x{k}", CudaArg.Buffer(inputs[k]));
         for (int c = 0; c < consts.Count; c++) ps.Add($"float c{c}", CudaArg.Fl(_g[consts[c]].ScalarParam!));
@@ -562,10 +275,7 @@ internal sealed class CudaEmitter
         // Element stride of each input along each collapsed axis: 0 where it broadcasts.
         for (int k = 0; k < inputs.Count; k++)
             for (int d = 0; d < m; d++)
-            {
-                var stride = bc[k][d] ? Sym.Zero : Shapes.Numel(Enumerable.Range(d + 1, m - d - 1).Where(e => !bc[k][e]).Select(e => dims[e]).ToList());
-                SizeParam(ps, $"st{k}_{d}", stride);
-            }
+                SizeParam(ps, $"st{k}_{d}", plan.Stride(k, d));
 
         var what = string.Join("_", gr.Members.Select(x => _g[x].Op).Where(o => o is not (Op.BroadcastTo or Op.StopGradient)).Distinct().Take(3).Select(o => o.ToString().ToLowerInvariant()));
         Line($"// Scalars: {(consts.Count + scalars.Count == 0 ? "none" : string.Join(", ", consts.Select((c, i) => $"c{i} = {_names.Scalar(_g[c].ScalarParam!)}").Concat(scalars.Select((s, i) => $"q{i} = {_names.Scalar(_g[s].ScalarParam!)}"))))}");
@@ -588,11 +298,10 @@ internal sealed class CudaEmitter
                 foreach (var id in gr.Members)
                 {
                     var n = _g[id];
-                    var text = OpTable.CpuScalar(n.Op);
+                    var text = ((ElementwiseLowering)OpRegistry.Of(n.Op).Lowering).Cuda;
                     for (int i = 0; i < n.Inputs.Length; i++) text = text.Replace("{" + i + "}", Operand(n.Inputs[i]));
                     int s = scalars.IndexOf(id);
                     if (s >= 0) text = text.Replace("{s}", "q" + s);
-                    text = text.Replace("S.", "kiln_");
                     // Each user statement maps to its own C# line; the bookkeeping around it maps back to the .cu file.
                     if (n.Src.Line > 0) LineDirective(n.Src);
                     Line($"{indent}float u{id} = {text};");

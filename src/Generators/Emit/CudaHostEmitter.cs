@@ -99,12 +99,12 @@ internal static class CudaHostEmitter
         foreach (var gr in g.Groups!)
         {
             var n = g[gr.Root];
-            if (gr.Kind is "const" or "alias" || n.Op is Op.Param or Op.Input or Op.Reshape) continue;
+            if (!gr.Kind.RunsKernel()) continue;
             var ops = string.Join(" + ", gr.Members.Select(m => g[m].Op.ToString().ToLowerInvariant()));
-            w.Line($"// k{gr.Id} {gr.Kind} %{n.Id} = {ops}{(n.Src.Line > 0 ? $" ← {System.IO.Path.GetFileName(n.Src.File)}:{n.Src.Line}" : "")}");
-            if (gr.Kind == "matmul")
+            w.Line($"// k{gr.Id} {gr.Kind.Text()} %{n.Id} = {ops}{(n.Src.Line > 0 ? $" ← {System.IO.Path.GetFileName(n.Src.File)}:{n.Src.Line}" : "")}");
+            if (gr.Kind == GroupKind.MatMul)
             {
-                EmitGemm(w, g, n, Ptr, IsLow, S);
+                EmitGemm(w, g, new GemmPlan(g, n), Ptr, IsLow, S);
                 continue;
             }
             if (!launches.TryGetValue(gr.Id, out var launch))
@@ -154,39 +154,19 @@ internal static class CudaHostEmitter
         w.Line();
     }
 
-    /// <summary>The GEMM of a matmul node, as <c>CpuEmitter</c> lowers it: batch dims of A fold into M when B is a matrix.</summary>
-    private static void EmitGemm(CodeWriter w, Graph g, Node n, Func<int, string> ptr, Func<int, bool> isLow, Func<Sym, string> s)
+    /// <summary>The GEMM of a matmul node (see <see cref="GemmPlan"/>, which the CPU program follows too).</summary>
+    private static void EmitGemm(CodeWriter w, Graph g, GemmPlan p, Func<int, string> ptr, Func<int, bool> isLow, Func<Sym, string> s)
     {
-        var a = g[n.Inputs[0]]; var b = g[n.Inputs[1]];
-        var (ta, tb) = n.A<MatMulAttr>();
-        var m = n.Shape[n.Rank - 2]; var nn = n.Shape[n.Rank - 1];
-        var k = a.Shape[a.Rank - (ta ? 2 : 1)];
         string T(bool t) => t ? "true" : "false";
-        var acc = g.Plan!.Placements[n.Id].Buffer == BufferKind.Grads;
-        var lowC = isLow(n.Id);
-        if (b.Rank == 2 && !ta)
+        var acc = g.Plan!.Placements[p.C.Id].Buffer == BufferKind.Grads;
+        var lowC = isLow(p.C.Id);
+        if (p.FoldsBatch)
         {
-            var rows = Sym.Div(Shapes.Numel(a.Shape), k);
-            w.Line($"Gemm(false, {T(tb)}, (long)({s(rows)}), (long)({s(nn)}), (long)({s(k)}), {ptr(a.Id)}, {ptr(b.Id)}, {ptr(n.Id)}, {T(lowC)}, {T(acc)});");
+            w.Line($"Gemm(false, {T(p.TransB)}, (long)({s(p.Rows)}), (long)({s(p.N)}), (long)({s(p.K)}), {ptr(p.A.Id)}, {ptr(p.B.Id)}, {ptr(p.C.Id)}, {T(lowC)}, {T(acc)});");
             return;
         }
-        var batch = n.Shape.Take(n.Rank - 2).ToArray();
-        string Strides(Node x)
-        {
-            var xb = x.Shape.Take(x.Rank - 2).ToArray();
-            var mat = x.Shape[x.Rank - 2] * x.Shape[x.Rank - 1];
-            var strides = new List<string>();
-            for (int d = 0; d < batch.Length; d++)
-            {
-                int xd = d - (batch.Length - xb.Length);
-                if (xd < 0 || (xb[xd].Equals(Sym.One) && !batch[d].Equals(Sym.One))) { strides.Add("0L"); continue; }
-                var stride = mat;
-                for (int e = xd + 1; e < xb.Length; e++) stride *= xb[e];
-                strides.Add($"(long)({s(stride)})");
-            }
-            return "new long[] { " + string.Join(", ", strides) + " }";
-        }
-        w.Line($"BatchedGemm({T(ta)}, {T(tb)}, (long)({s(m)}), (long)({s(nn)}), (long)({s(k)}), {ptr(a.Id)}, {ptr(b.Id)}, {ptr(n.Id)}, {T(lowC)}, {T(acc)}, " +
-               $"new long[] {{ {string.Join(", ", batch.Select(d => $"(long)({s(d)})"))} }}, {Strides(a)}, {Strides(b)});");
+        string Strides(Node x) => "new long[] { " + string.Join(", ", p.Strides(x).Select(d => d is null ? "0L" : $"(long)({s(d)})")) + " }";
+        w.Line($"BatchedGemm({T(p.TransA)}, {T(p.TransB)}, (long)({s(p.M)}), (long)({s(p.N)}), (long)({s(p.K)}), {ptr(p.A.Id)}, {ptr(p.B.Id)}, {ptr(p.C.Id)}, {T(lowC)}, {T(acc)}, " +
+               $"new long[] {{ {string.Join(", ", p.Batch.Select(d => $"(long)({s(d)})"))} }}, {Strides(p.A)}, {Strides(p.B)});");
     }
 }

@@ -279,9 +279,9 @@ internal static class ProgramEmitter
         foreach (var g in new[] { cm.Train, cm.Eval, cm.Predict })
         {
             if (g is null) continue;
-            var kernels = g.Groups!.Where(x => x.Kind is not ("const" or "alias")).ToList();
+            var kernels = g.Groups!.Where(x => x.Kind.RunsKernel()).ToList();
             sb.Append(g.Kind.ToString().ToLowerInvariant()).Append(": ").Append(g.Nodes.Count).Append(" nodes, ").Append(kernels.Count).Append(" kernels (")
-              .Append(string.Join(", ", kernels.GroupBy(k => k.Kind).Select(k => k.Count().ToString(CultureInfo.InvariantCulture) + " " + k.Key))).Append(")\n");
+              .Append(string.Join(", ", kernels.GroupBy(k => k.Kind).Select(k => k.Count().ToString(CultureInfo.InvariantCulture) + " " + k.Key.Text()))).Append(")\n");
             sb.Append("  activation arena: f32[").Append(g.Plan!.FloatArenaElements).Append("] + low[").Append(g.Plan.LowArenaElements).Append("] + i32[").Append(g.Plan.IntArenaElements).Append("]\n");
         }
         return sb.ToString();

@@ -8,8 +8,8 @@ namespace Kiln.Generators.Ir;
 internal enum DType { F32, I32 }
 
 /// <summary>
-/// Every IR operation, grouped by category. Per-op facts (shape rule, gradient rule, CPU lowering)
-/// live in <see cref="OpTable"/>.
+/// Every IR operation, grouped by category. Per-op facts (shape rule, gradient rule, precision policy,
+/// folding, lowerings) live in one <see cref="OpDef"/> each, in <see cref="OpRegistry"/>.
 /// </summary>
 internal enum Op
 {
@@ -165,6 +165,20 @@ internal sealed class Graph
     public Node this[int id] => _index[id];
     public bool Contains(int id) => _index.ContainsKey(id);
 
+    private Dictionary<int, int>? _positions;
+
+    /// <summary>The position of node <paramref name="id"/> in <see cref="Nodes"/> (−1 when absent); constant time after the first call.</summary>
+    public int IndexOf(int id)
+    {
+        if (_positions is null)
+        {
+            var p = new Dictionary<int, int>(Nodes.Count);
+            for (int i = 0; i < Nodes.Count; i++) p[Nodes[i].Id] = i;
+            _positions = p;
+        }
+        return _positions.TryGetValue(id, out var pos) ? pos : -1;
+    }
+
     public Graph WithNodes(IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, bool? optimizer = null) =>
         new(Kind, nodes, outputs, Parameters, Inputs, Constraints, null, null, optimizer ?? HasOptimizerStep);
     public Graph WithGroups(IReadOnlyList<FusionGroup> groups) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, groups, null, HasOptimizerStep, Low);
@@ -181,11 +195,41 @@ internal sealed class Graph
     }
 }
 
+/// <summary>What a fusion group runs.</summary>
+internal enum GroupKind
+{
+    /// <summary>A uniform value passed to the elementwise kernels that read it as a scalar: no kernel, no memory.</summary>
+    Const,
+    /// <summary>No kernel: an input, a parameter (or its low-precision shadow) or a reshape of a materialised tensor.</summary>
+    Alias,
+    /// <summary>A fused elementwise kernel.</summary>
+    Elementwise,
+    /// <summary>A GEMM.</summary>
+    MatMul,
+    /// <summary>A reduction kernel.</summary>
+    Reduce,
+    /// <summary>A movement kernel (permute, slice, pad, concat).</summary>
+    Movement,
+    /// <summary>An indexing kernel (gather, scatter, pick, integer conversion).</summary>
+    Indexing,
+    /// <summary>A source kernel (fill, arange, dropout mask).</summary>
+    Source,
+}
+
+internal static class GroupKinds
+{
+    /// <summary>The kind as the IR printer, the emitted comments and the build report write it.</summary>
+    public static string Text(this GroupKind k) => k.ToString().ToLowerInvariant();
+
+    /// <summary>Whether the group runs a kernel (anything but a folded constant or an alias).</summary>
+    public static bool RunsKernel(this GroupKind k) => k is not (GroupKind.Const or GroupKind.Alias);
+}
+
 /// <summary>
 /// A kernel chosen by fusion: a root node computed from the group's members without materialising
 /// them. Single-member groups are plain kernels.
 /// </summary>
-internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] ExternalInputs, string Kind);
+internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] ExternalInputs, GroupKind Kind);
 
 /// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
 internal sealed class MemoryPlan

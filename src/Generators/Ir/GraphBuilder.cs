@@ -6,7 +6,7 @@ namespace Kiln.Generators.Ir;
 
 /// <summary>
 /// Appends nodes in topological order, inferring each node's dtype and shape through
-/// <see cref="OpTable.Infer"/> and collecting the run-time constraints shape rules could not prove.
+/// <see cref="OpRegistry.Infer"/> and collecting the run-time constraints shape rules could not prove.
 /// </summary>
 internal sealed class GraphBuilder
 {
@@ -47,7 +47,7 @@ internal sealed class GraphBuilder
     public int Add(Op op, int[] inputs, OpAttr? attr = null, Sym[]? shape = null)
     {
         var ins = inputs.Select(i => _index[i]).ToArray();
-        var (dtype, outShape) = OpTable.Infer(op, ins, attr, shape, Require);
+        var (dtype, outShape) = OpRegistry.Infer(op, ins, attr, shape, Require);
         var node = new Node(_nextId++, op, inputs, dtype, outShape, attr, Src);
         _nodes.Add(node); _index[node.Id] = node;
         return node.Id;

@@ -20,7 +20,7 @@ internal static class IrPrinter
         {
             sb.Append("  %").Append(n.Id).Append(" = ").Append(Node(n, g.IsLow(n.Id)));
             if (groupOf is not null && groupOf.TryGetValue(n.Id, out var grp))
-                sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind}" : $"  ; fused into k{grp.Id}");
+                sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind.Text()}" : $"  ; fused into k{grp.Id}");
             if (g.Plan is not null && g.Plan.Placements.TryGetValue(n.Id, out var pl))
                 sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Buffer switch
                 {

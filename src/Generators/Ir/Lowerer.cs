@@ -221,7 +221,7 @@ internal sealed class Lowerer
             {
                 if (xn.Rank < 1) throw Fail("KILN1003", e.Loc, $"LayerNorm '{l.Path}' needs an input of rank ≥ 1");
                 var last = xn.Rank - 1;
-                OpTable.Broadcast(xn.Shape, new[] { l.In }, $"LayerNorm '{l.Path}' (normalised size {l.In})", _g.Require);
+                ShapeRules.Broadcast(xn.Shape, new[] { l.In }, $"LayerNorm '{l.Path}' (normalised size {l.In})", _g.Require);
                 var mean = Mean(x, last, true);
                 var xc = _g.Binary(Op.Sub, x, mean);
                 var variance = Mean(_g.Unary(Op.Square, xc), last, true);

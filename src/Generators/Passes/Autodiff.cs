@@ -6,7 +6,7 @@ namespace Kiln.Generators.Passes;
 
 /// <summary>
 /// Reverse-mode differentiation: appends to the forward graph the gradient of the loss with respect to
-/// every parameter (via each op's VJP in <see cref="OpTable"/>) and marks the optimizer update, so one
+/// every parameter (via each op's gradient rule in <see cref="OpRegistry"/>) and marks the optimizer update, so one
 /// graph holds forward, backward and update.
 /// </summary>
 internal static class Autodiff
@@ -26,7 +26,7 @@ internal static class Autodiff
         // Which nodes carry a gradient back to a parameter.
         var needs = new HashSet<int>();
         foreach (var n in fwd.Nodes)
-            if (n.Op == Op.Param || (n.Op != Op.StopGradient && n.Inputs.Any(needs.Contains) && !NoGradient(n.Op)))
+            if (n.Op == Op.Param || (OpRegistry.Of(n.Op).Differentiable && n.Inputs.Any(needs.Contains)))
                 needs.Add(n.Id);
 
         var grads = new Dictionary<int, int>();
@@ -40,7 +40,7 @@ internal static class Autodiff
             if (!grads.TryGetValue(n.Id, out var dy) || !needs.Contains(n.Id)) continue;
             if (n.Op == Op.Param) { outputs.Add(new GraphOutput(OutputRole.ParamGrad, dy, n.A<ParamAttr>().Index)); continue; }
             g.Src = n.Src;
-            var ins = OpTable.Vjp(g, n, dy);
+            var ins = OpRegistry.Of(n.Op).Grad!(g, n, dy);
             for (int i = 0; i < n.Inputs.Length; i++)
             {
                 var input = n.Inputs[i];
@@ -53,6 +53,4 @@ internal static class Autodiff
         var ordered = outputs.Take(1).Concat(outputs.Skip(1).OrderBy(o => o.Param)).ToList();
         return new Graph(fwd.Kind, g.Nodes.ToList(), ordered, fwd.Parameters, fwd.Inputs, fwd.Constraints.Concat(g.Constraints).Distinct().ToList(), hasOptimizerStep: true);
     }
-
-    private static bool NoGradient(Op op) => op is Op.Greater or Op.Less or Op.Equal or Op.Sign or Op.IndexMask or Op.ToFloat or Op.DropoutMask or Op.Arange or Op.Fill or Op.Input;
 }

@@ -15,6 +15,7 @@ internal static class Fusion
     public static Graph Run(Graph g)
     {
         var users = g.Users();
+        bool Fusible(Op op) => OpRegistry.Of(op).IsFusible;
         var outputs = new HashSet<int>(g.Outputs.Select(o => o.Node));
         var inlined = new HashSet<int>();
         var constants = new HashSet<int>();
@@ -23,9 +24,9 @@ internal static class Fusion
             if (outputs.Contains(n.Id)) continue;
             var us = users[n.Id];
             // A uniform value needs no memory: every elementwise kernel that reads it takes it as a scalar.
-            if (n.Op == Op.Fill && us.Count > 0 && us.All(u => OpTable.IsFusible(g[u].Op))) { constants.Add(n.Id); continue; }
-            if (!OpTable.IsFusible(n.Op)) continue;
-            if (us.Count == 1 && OpTable.IsFusible(g[us[0]].Op) && Shapes.Same(n.Shape, g[us[0]].Shape) && g[us[0]].Op != Op.Fill)
+            if (n.Op == Op.Fill && us.Count > 0 && us.All(u => Fusible(g[u].Op))) { constants.Add(n.Id); continue; }
+            if (!Fusible(n.Op)) continue;
+            if (us.Count == 1 && Fusible(g[us[0]].Op) && Shapes.Same(n.Shape, g[us[0]].Shape) && g[us[0]].Op != Op.Fill)
                 inlined.Add(n.Id);
         }
 
@@ -33,21 +34,15 @@ internal static class Fusion
         foreach (var n in g.Nodes)
         {
             if (inlined.Contains(n.Id)) continue;
-            if (constants.Contains(n.Id)) { groups.Add(new FusionGroup(groups.Count, n.Id, new[] { n.Id }, System.Array.Empty<int>(), "const")); continue; }
+            if (constants.Contains(n.Id)) { groups.Add(new FusionGroup(groups.Count, n.Id, new[] { n.Id }, System.Array.Empty<int>(), GroupKind.Const)); continue; }
             var members = new List<int>();
             var external = new List<int>();
-            if (OpTable.IsFusible(n.Op)) Collect(g, n.Id, inlined, members, external);
+            if (Fusible(n.Op)) Collect(g, n.Id, inlined, members, external);
             else { members.Add(n.Id); external.AddRange(n.Inputs.Distinct()); }
-            members.Sort((a, b) => IndexOf(g, a).CompareTo(IndexOf(g, b)));
-            groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), MemoryPlanner.IsParamCast(g, n) ? "alias" : KindOf(n)));
+            members.Sort((a, b) => g.IndexOf(a).CompareTo(g.IndexOf(b)));
+            groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), MemoryPlanner.IsParamCast(g, n) ? GroupKind.Alias : KindOf(n)));
         }
         return g.WithGroups(groups);
-    }
-
-    private static int IndexOf(Graph g, int id)
-    {
-        for (int i = 0; i < g.Nodes.Count; i++) if (g.Nodes[i].Id == id) return i;
-        return -1;
     }
 
     private static void Collect(Graph g, int id, HashSet<int> inlined, List<int> members, List<int> external)
@@ -61,17 +56,23 @@ internal static class Fusion
         }
     }
 
-    public static string KindOf(Node n) => n.Op switch
+    /// <summary>The kind of a group rooted at <paramref name="n"/>, from its op's lowering and category.</summary>
+    public static GroupKind KindOf(Node n)
     {
-        Op.Input or Op.Param or Op.Reshape => "alias",
-        _ => OpTable.KindOf(n.Op) switch
+        var def = OpRegistry.Of(n.Op);
+        return def.Lowering switch
         {
-            OpKind.Elementwise => "elementwise",
-            OpKind.MatMul => "matmul",
-            OpKind.Reduction => "reduce",
-            OpKind.Movement => "movement",
-            OpKind.Indexing => "indexing",
-            _ => "source",
-        },
-    };
+            NoKernel => GroupKind.Alias,
+            ElementwiseLowering => GroupKind.Elementwise,
+            GemmLowering => GroupKind.MatMul,
+            _ => def.Kind switch
+            {
+                OpKind.Reduction => GroupKind.Reduce,
+                OpKind.Movement => GroupKind.Movement,
+                OpKind.Indexing => GroupKind.Indexing,
+                OpKind.Elementwise => GroupKind.Elementwise,
+                _ => GroupKind.Source,
+            },
+        };
+    }
 }

@@ -26,7 +26,7 @@ internal static class MemoryPlanner
         foreach (var gr in groups)
         {
             var n = g[gr.Root];
-            if (gr.Kind == "const") { placements[n.Id] = new Placement(BufferKind.Fused, Sym.Zero); continue; }
+            if (gr.Kind == GroupKind.Const) { placements[n.Id] = new Placement(BufferKind.Fused, Sym.Zero); continue; }
             if (n.Op == Op.Reshape) { owner[n.Id] = owner[n.Inputs[0]]; continue; }
             owner[n.Id] = n.Id;
         }
@@ -47,12 +47,12 @@ internal static class MemoryPlanner
         {
             var gr = groups[k];
             var n = g[gr.Root];
-            if (gr.Kind == "const" || n.Op == Op.Reshape) continue;
+            if (gr.Kind == GroupKind.Const || n.Op == Op.Reshape) continue;
             if (n.Op == Op.Param) { placements[n.Id] = new Placement(BufferKind.Params, Sym.Zero, Param: n.A<ParamAttr>().Index); continue; }
             if (n.Op == Op.Input) { placements[n.Id] = new Placement(BufferKind.Input, Sym.Zero, InputName: n.Name); continue; }
             // A parameter's low-precision copy is the shadow slab the optimizer keeps: no kernel, no slot.
             if (IsParamCast(g, n)) { placements[n.Id] = new Placement(BufferKind.LowParams, Sym.Zero, Param: g[n.Inputs[0]].A<ParamAttr>().Index); continue; }
-            if (gradOf.TryGetValue(n.Id, out var gl) && gl.Count == 1 && users[n.Id].Count == 0 && CanAccumulate(n, gr) && !g.IsLow(n.Id))
+            if (gradOf.TryGetValue(n.Id, out var gl) && gl.Count == 1 && users[n.Id].Count == 0 && OpRegistry.Of(n.Op).CanAccumulate && !g.IsLow(n.Id))
             {
                 placements[n.Id] = new Placement(BufferKind.Grads, Sym.Zero, Param: gl[0].Param);
                 continue;
@@ -102,7 +102,4 @@ internal static class MemoryPlanner
 
     /// <summary>A cast of a parameter: its value is the parameter's low-precision shadow.</summary>
     public static bool IsParamCast(Graph g, Node n) => n.Op == Op.Cast && g[n.Inputs[0]].Op == Op.Param;
-
-    private static bool CanAccumulate(Node n, FusionGroup gr) =>
-        gr.Kind == "elementwise" || n.Op is Op.MatMul or Op.GatherGrad or Op.SumTo or Op.ReduceSum;
 }

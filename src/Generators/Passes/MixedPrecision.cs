@@ -36,12 +36,9 @@ internal static class MixedPrecision
         bool AdoptsType(int id)
         {
             var n = byId[id];
-            return n.Op switch
-            {
-                Op.Param or Op.Fill or Op.DropoutMask => true,
-                Op.Reshape or Op.BroadcastTo => !low.Contains(id) && AdoptsType(n.Inputs[0]),
-                _ => false,
-            };
+            var def = OpRegistry.Of(n.Op);
+            if (def.Precision == PrecisionPolicy.AdoptsActivation) return true;
+            return def.PassesAdoption && !low.Contains(id) && AdoptsType(n.Inputs[0]);
         }
 
         int Cast(int id, SourceRef src)
@@ -60,19 +57,19 @@ internal static class MixedPrecision
         foreach (var n0 in g.Nodes)
         {
             var n = n0;
-            if (n.Op == Op.MatMul)
+            var policy = OpRegistry.Of(n.Op).Precision;
+            if (policy == PrecisionPolicy.LowOperands)
             {
                 n = n.With(n.Id, n.Inputs.Select(i => Cast(i, n0.Src)).ToArray());
                 if (!gradOutputs.Contains(n.Id)) low.Add(n.Id);
             }
             else if (n.DType == DType.F32 && !gradOutputs.Contains(n.Id))
             {
-                bool isLow = OpTable.KindOf(n.Op) switch
+                bool isLow = policy switch
                 {
-                    OpKind.Elementwise => !Fp32(n.Op)
-                        && n.Inputs.Any(low.Contains)
+                    PrecisionPolicy.FollowInputs => n.Inputs.Any(low.Contains)
                         && n.Inputs.All(i => byId[i].DType != DType.F32 || low.Contains(i) || AdoptsType(i)),
-                    OpKind.Movement => n.Inputs.All(low.Contains),
+                    PrecisionPolicy.LikeInputs => n.Inputs.All(low.Contains),
                     _ => false,
                 };
                 if (isLow) low.Add(n.Id);
@@ -82,7 +79,4 @@ internal static class MixedPrecision
         }
         return g.WithPrecision(nodes, low);
     }
-
-    /// <summary>Elementwise ops whose result is fp32 whatever their operands (autocast's fp32 list).</summary>
-    private static bool Fp32(Op op) => op is Op.Exp or Op.Log or Op.Sqrt or Op.Rsqrt or Op.PowScalar;
 }

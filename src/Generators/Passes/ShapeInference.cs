@@ -19,7 +19,7 @@ internal static class ShapeInference
         {
             b.Src = n.Src;
             var inputs = n.Inputs.Select(i => b[i]).ToArray();
-            var (dtype, shape) = OpTable.Infer(n.Op, inputs, n.Attr, n.Shape, b.Require);
+            var (dtype, shape) = OpRegistry.Infer(n.Op, inputs, n.Attr, n.Shape, b.Require);
             var inferred = new Node(n.Id, n.Op, n.Inputs, dtype, shape, n.Attr, n.Src);
             b.Import(inferred);
         }

@@ -58,15 +58,7 @@ internal static class Simplify
     private static Node FoldConstant(Node n, Dictionary<int, Node> byId)
     {
         if (n.Inputs.Length != 1 || !byId.TryGetValue(n.Inputs[0], out var x) || x.Op != Op.Fill) return n;
-        var v = x.A<ScalarAttr>().Value;
-        Scalar? value = n.Op switch
-        {
-            Op.Scale => v * n.A<ScalarAttr>().Value,
-            Op.AddScalar => v + n.A<ScalarAttr>().Value,
-            Op.Neg => -v,
-            Op.Reshape or Op.BroadcastTo => v,
-            _ => null,
-        };
+        var value = OpRegistry.Of(n.Op).Fold?.Invoke(x.A<ScalarAttr>().Value, n);
         return value is null ? n : new Node(n.Id, Op.Fill, System.Array.Empty<int>(), DType.F32, n.Shape, new ScalarAttr(value), n.Src);
     }
 

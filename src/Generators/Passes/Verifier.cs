@@ -24,7 +24,7 @@ internal static class Verifier
             (DType dtype, Sym[] shape) inferred;
             try
             {
-                inferred = OpTable.Infer(n.Op, inputs, n.Attr, n.Shape, (_, _, _) => { });
+                inferred = OpRegistry.Infer(n.Op, inputs, n.Attr, n.Shape, (_, _, _) => { });
             }
             catch (ShapeException e) { throw Error(afterPass, n, "its shape rule fails: " + e.Message); }
             if (inferred.dtype != n.DType || !Shapes.Same(inferred.shape, n.Shape))
