@@ -222,9 +222,9 @@ internal sealed class Lowerer
                 if (xn.Rank < 1) throw Fail("KILN1003", e.Loc, $"LayerNorm '{l.Path}' needs an input of rank ≥ 1");
                 var last = xn.Rank - 1;
                 ShapeRules.Broadcast(xn.Shape, new[] { l.In }, $"LayerNorm '{l.Path}' (normalised size {l.In})", _g.Require);
-                var mean = Mean(x, last, true);
+                var mean = DslFunctions.Mean(_g, x, last, true);
                 var xc = _g.Binary(Op.Sub, x, mean);
-                var variance = Mean(_g.Unary(Op.Square, xc), last, true);
+                var variance = DslFunctions.Mean(_g, _g.Unary(Op.Square, xc), last, true);
                 var inv = _g.Unary(Op.Rsqrt, _g.Add(Op.AddScalar, new[] { variance }, new ScalarAttr(l.Scalar)));
                 var norm = _g.Binary(Op.Mul, xc, inv);
                 return new TensorV(_g.Binary(Op.Add, _g.Binary(Op.Mul, norm, l.Weight), l.Bias));
@@ -237,12 +237,6 @@ internal sealed class Lowerer
             }
         }
         throw Fail("KILN0102", e.Loc, l.Kind + ".Forward");
-    }
-
-    private int Mean(int x, int axis, bool keep)
-    {
-        var n = _g[x].Shape[axis];
-        return _g.Scale(_g.Reduce(Op.ReduceSum, x, axis, keep), Scalar.Const(1) / Scalar.FromSym(n));
     }
 
     // ───────────────────────────── methods and statements ─────────────────────────────
@@ -687,185 +681,41 @@ internal sealed class Lowerer
 
     private Val OpCall(CallExpr c, Scope s)
     {
-        var args = c.Args.Select(a => Eval(a, s)).ToList();
-        int T(int i, string what = "an operand") => AsTensor(args[i], c.Args[i], what);
-        int F(int i) { var n = T(i); return RequireFloatTensor(n, c.Args[i], "Ops." + c.Method); }
-        return new TensorV(WithSrc(c, () =>
-        {
-            switch (c.Method)
-            {
-                case "MatMul":
-                {
-                    int a = F(0), b = F(1);
-                    bool ta = false, tb = false;
-                    // x·Wᵀ written as MatMul(x, w.T) becomes a transposed GEMM, not a copy.
-                    if (IsLastTwoSwap(a)) { a = _g[a].Inputs[0]; ta = true; }
-                    if (IsLastTwoSwap(b)) { b = _g[b].Inputs[0]; tb = true; }
-                    return _g.MatMul(a, b, ta, tb);
-                }
-                case "Add": return _g.Binary(Op.Add, F(0), F(1));
-                case "Sub": return _g.Binary(Op.Sub, F(0), F(1));
-                case "Mul": return _g.Binary(Op.Mul, F(0), F(1));
-                case "Div": return _g.Binary(Op.Div, F(0), F(1));
-                case "Maximum": return _g.Binary(Op.Maximum, F(0), F(1));
-                case "Minimum": return _g.Binary(Op.Minimum, F(0), F(1));
-                case "Greater": return _g.Binary(Op.Greater, F(0), F(1));
-                case "Less": return _g.Binary(Op.Less, F(0), F(1));
-                case "Equal": return _g.Binary(Op.Equal, F(0), F(1));
-                case "Pow":
-                {
-                    var e = ToScalar(args[1], c.Args[1]);
-                    if (e.IsConst && e.Value == 1) return F(0);
-                    if (e.IsConst && e.Value == 2) return _g.Unary(Op.Square, F(0));
-                    if (e.IsConst && e.Value == 0.5) return _g.Unary(Op.Sqrt, F(0));
-                    return _g.Add(Op.PowScalar, new[] { F(0) }, new ScalarAttr(e));
-                }
-                case "Neg": case "Exp": case "Log": case "Sqrt": case "Rsqrt": case "Square": case "Abs":
-                case "Tanh": case "Relu": case "Gelu": case "Sigmoid": case "StopGradient":
-                    return _g.Unary((Op)Enum.Parse(typeof(Op), c.Method), F(0));
-                case "Softmax": case "LogSoftmax":
-                {
-                    var x = F(0);
-                    int axis = Axis(args[1], c.Args[1], _g[x].Rank);
-                    var m = _g.Unary(Op.StopGradient, _g.Reduce(Op.ReduceMax, x, axis, true));
-                    var z = _g.Binary(Op.Sub, x, m);
-                    var ez = _g.Unary(Op.Exp, z);
-                    var sum = _g.Reduce(Op.ReduceSum, ez, axis, true);
-                    return c.Method == "Softmax" ? _g.Binary(Op.Div, ez, sum) : _g.Binary(Op.Sub, z, _g.Unary(Op.Log, sum));
-                }
-                case "Sum": case "Mean": case "Max":
-                {
-                    var x = F(0);
-                    if (args.Count == 1)
-                    {
-                        var flat = _g.Reshape(x, new[] { Shapes.Numel(_g[x].Shape) });
-                        return c.Method == "Sum" ? _g.Reduce(Op.ReduceSum, flat, 0, false) : Mean(flat, 0, false);
-                    }
-                    int axis = Axis(args[1], c.Args[1], _g[x].Rank);
-                    bool keep = args.Count > 2 && Concretize(Traced(args[2], c.Args[2], "keepDim"), c.Args[2], "keepDim") != 0;
-                    return c.Method switch
-                    {
-                        "Sum" => _g.Reduce(Op.ReduceSum, x, axis, keep),
-                        "Mean" => Mean(x, axis, keep),
-                        _ => _g.Reduce(Op.ReduceMax, x, axis, keep),
-                    };
-                }
-                case "Reshape":
-                {
-                    var x = T(0);
-                    if (args[1] is not ArrayV dims) throw Fail("KILN1008", c.Args[1].Loc, "Reshape needs the dimensions as separate arguments or an array literal");
-                    var shape = new Sym?[dims.Items.Count];
-                    int infer = -1;
-                    for (int i = 0; i < shape.Length; i++)
-                    {
-                        var d = Traced(dims.Items[i], c.Args[1], "a dimension");
-                        if (d.TryConst(out var k) && k == -1)
-                        {
-                            if (infer >= 0) throw Fail("KILN1004", c.Loc, "Reshape can infer only one dimension (-1)");
-                            infer = i;
-                        }
-                        else if (d.TryConst(out var k2) && k2 <= 0) throw Fail("KILN1004", c.Loc, $"Reshape dimension {i} is {k2}; dimensions must be positive (or -1 once)");
-                        else shape[i] = d;
-                    }
-                    if (infer >= 0)
-                    {
-                        var known = Sym.One;
-                        foreach (var d in shape) if (d is not null) known *= d;
-                        shape[infer] = Sym.Div(Shapes.Numel(_g[x].Shape), known);
-                    }
-                    return _g.Add(Op.Reshape, new[] { x }, shape: shape.Select(d => d!).ToArray());
-                }
-                case "Transpose":
-                {
-                    var x = T(0); int r = _g[x].Rank;
-                    int a0 = Axis(args[1], c.Args[1], r), a1 = Axis(args[2], c.Args[2], r);
-                    var order = Enumerable.Range(0, r).ToArray();
-                    (order[a0], order[a1]) = (order[a1], order[a0]);
-                    return _g.Add(Op.Permute, new[] { x }, new PermuteAttr(order));
-                }
-                case "Permute":
-                {
-                    var x = T(0); int r = _g[x].Rank;
-                    if (args[1] is not ArrayV dims) throw Fail("KILN1008", c.Args[1].Loc, "Permute needs the axes as separate arguments or an array literal");
-                    var order = dims.Items.Select(v => Axis(v, c.Args[1], r)).ToArray();
-                    return _g.Add(Op.Permute, new[] { x }, new PermuteAttr(order));
-                }
-                case "Slice":
-                {
-                    var x = T(0); var xs = _g[x].Shape;
-                    int axis = Axis(args[1], c.Args[1], xs.Length);
-                    Sym Bound(int i)
-                    {
-                        var b = Traced(args[i], c.Args[i], "a slice bound");
-                        return b.TryConst(out var k) && k < 0 ? xs[axis] + b : b;
-                    }
-                    return _g.Add(Op.Slice, new[] { x }, new SliceAttr(axis, Bound(2), Bound(3)));
-                }
-                case "Concat":
-                {
-                    if (args[1] is not ArrayV parts || parts.Items.Count == 0) throw Fail("KILN1008", c.Loc, "Concat needs at least one tensor");
-                    var nodes = parts.Items.Select(p => AsTensor(p, c.Args[1], "a part")).ToArray();
-                    int axis = Axis(args[0], c.Args[0], _g[nodes[0]].Rank);
-                    return nodes.Length == 1 ? nodes[0] : _g.Add(Op.Concat, nodes, new AxisAttr(axis));
-                }
-                case "Gather": return _g.Add(Op.Gather, new[] { T(0), T(1) });
-                case "Arange":
-                {
-                    var n = Traced(args[0], c.Args[0], "the length");
-                    return _g.Add(Op.Arange, Array.Empty<int>(), shape: new[] { n });
-                }
-                case "ToFloat": return _g.Add(Op.ToFloat, new[] { T(0) });
-                case "Where":
-                {
-                    var cond = F(0); var a = F(1);
-                    var b = args[2] is TensorV ? F(2) : _g.Fill(ToScalar(args[2], c.Args[2]), Array.Empty<Sym>());
-                    return _g.Add(Op.Where, new[] { cond, a, b });
-                }
-                case "CrossEntropy":
-                {
-                    var logits = F(0); var targets = T(1);
-                    var ignore = Concretize(Traced(args[2], c.Args[2], "ignoreIndex"), c.Args[2], "ignoreIndex");
-                    int last = _g[logits].Rank - 1;
-                    if (last < 0) throw Fail("KILN1003", c.Loc, "CrossEntropy needs logits of rank ≥ 1");
-                    var m = _g.Unary(Op.StopGradient, _g.Reduce(Op.ReduceMax, logits, last, true));
-                    var z = _g.Binary(Op.Sub, logits, m);
-                    var lse = _g.Unary(Op.Log, _g.Reduce(Op.ReduceSum, _g.Unary(Op.Exp, z), last, true));
-                    var logp = _g.Binary(Op.Sub, z, lse);
-                    var picked = _g.Add(Op.PickLast, new[] { logp, targets }, new IgnoreAttr((int)ignore));
-                    var mask = _g.Add(Op.IndexMask, new[] { targets }, new IgnoreAttr((int)ignore));
-                    var numel = Shapes.Numel(_g[picked].Shape);
-                    var flatPicked = _g.Reshape(_g.Binary(Op.Mul, picked, mask), new[] { numel });
-                    var total = _g.Reduce(Op.ReduceSum, flatPicked, 0, false);
-                    var count = _g.Reduce(Op.ReduceSum, _g.Reshape(mask, new[] { numel }), 0, false);
-                    var denom = _g.Binary(Op.Maximum, count, _g.Fill(1, Array.Empty<Sym>()));
-                    return _g.Unary(Op.Neg, _g.Binary(Op.Div, total, denom));
-                }
-                case "MseLoss":
-                {
-                    var p = F(0); var t = F(1);
-                    var ps = _g[p].Shape; var ts = _g[t].Shape;
-                    if (ps.Length != ts.Length) throw Fail("KILN1005", c.Loc, $"MseLoss needs prediction and target of the same shape; got {Shapes.Format(ps)} and {Shapes.Format(ts)}");
-                    for (int i = 0; i < ps.Length; i++)
-                    {
-                        var cmp = Sym.Compare(ps[i], ts[i]);
-                        if (cmp == SymCompare.Unknown) _g.Require(ps[i], ts[i], $"MseLoss prediction {Shapes.Format(ps)} and target {Shapes.Format(ts)} must agree on axis {i}");
-                        else if (cmp != SymCompare.Equal) throw Fail("KILN1005", c.Loc, $"MseLoss needs prediction and target of the same shape; got {Shapes.Format(ps)} and {Shapes.Format(ts)}");
-                    }
-                    var d = _g.Binary(Op.Sub, p, t);
-                    var sq = _g.Reshape(_g.Unary(Op.Square, d), new[] { Shapes.Numel(ps) });
-                    return Mean(sq, 0, false);
-                }
-            }
-            throw Fail("KILN0102", c.Loc, "Ops." + c.Method);
-        }));
+        var call = new LoweredCall(this, c, c.Args.Select(a => Eval(a, s)).ToList());
+        return new TensorV(WithSrc(c, () => DslFunctions.Lower(call) ?? throw Fail("KILN0102", c.Loc, "Ops." + c.Method)));
     }
 
-    private bool IsLastTwoSwap(int node)
+    /// <summary>An <c>Ops</c> call of model code, with misuse of an argument reported at that argument.</summary>
+    private sealed class LoweredCall : DslCall
     {
-        var n = _g[node];
-        if (n.Op != Op.Permute || n.Rank < 2) return false;
-        var order = n.A<PermuteAttr>().Order;
-        for (int i = 0; i < n.Rank - 2; i++) if (order[i] != i) return false;
-        return order[n.Rank - 2] == n.Rank - 1 && order[n.Rank - 1] == n.Rank - 2;
+        private readonly Lowerer _l;
+        private readonly CallExpr _c;
+        private readonly List<Val> _args;
+
+        public LoweredCall(Lowerer l, CallExpr c, List<Val> args) { _l = l; _c = c; _args = args; }
+
+        public override GraphBuilder G => _l._g;
+        public override string Name => _c.Method;
+        public override int Count => _args.Count;
+        public override bool IsTensor(int i) => _args[i] is TensorV;
+        public override int Tensor(int i, string what = "an operand") => _l.AsTensor(_args[i], _c.Args[i], what);
+        public override int Float(int i) => _l.RequireFloatTensor(Tensor(i), _c.Args[i], "Ops." + _c.Method);
+        public override int Axis(int i, int rank) => _l.Axis(_args[i], _c.Args[i], rank);
+        public override long Constant(int i, string what) => _l.Concretize(Traced(_args[i], _c.Args[i], what), _c.Args[i], what);
+        public override Sym Size(int i, string what) => Traced(_args[i], _c.Args[i], what);
+        public override Scalar Number(int i) => ToScalar(_args[i], _c.Args[i]);
+
+        public override IReadOnlyList<Sym> Sizes(int i, string what) =>
+            (_args[i] as ArrayV ?? throw Lowerer.Fail("KILN1008", _c.Args[i].Loc, $"{_c.Method} needs the {what} as separate arguments or an array literal"))
+                .Items.Select(v => Traced(v, _c.Args[i], "a dimension")).ToList();
+
+        public override IReadOnlyList<int> Axes(int i, int rank, string what) =>
+            (_args[i] as ArrayV ?? throw Lowerer.Fail("KILN1008", _c.Args[i].Loc, $"{_c.Method} needs the {what} as separate arguments or an array literal"))
+                .Items.Select(v => _l.Axis(v, _c.Args[i], rank)).ToList();
+
+        public override IReadOnlyList<int> Tensors(int i, string what) =>
+            _args[i] is ArrayV a ? a.Items.Select(v => _l.AsTensor(v, _c.Args[i], what)).ToList() : new List<int>();
+
+        public override Exception Fail(string id, string message) => Lowerer.Fail(id, _c.Loc, message);
     }
 }
