@@ -409,7 +409,14 @@ internal static class GradCases
         foreach (var (name, type) in CompositeModels.Cases)
         {
             var typeName = type;
-            cases.Add(name, r => CompositeModels.Case(typeName, r));
+            cases.Add(name, r => CompositeModels.Case(CompositeModels.Source, typeName, r));
+        }
+
+        // ── every differentiable Ops function of tensors only, through a generated model (no case to write by hand) ──
+        foreach (var fn in DslGradientModels.Functions)
+        {
+            var typeName = DslGradientModels.TypeName(fn);
+            cases.Add("Ops." + fn, r => CompositeModels.Case(DslGradientModels.Source, typeName, r));
         }
         return cases;
     }
@@ -544,9 +551,9 @@ internal static class CompositeModels
         }
         """;
 
-    public static GradCase Case(string type, Random rng)
+    public static GradCase Case(string source, string type, Random rng)
     {
-        var spec = ModelGraphs.Spec(Source, type);
+        var spec = ModelGraphs.Spec(source, type);
         var fwd = ModelGraphs.Forward(spec, GraphKind.Train);
         var run = new ReferenceRun();
         ModelGraphs.BindDefaultHypers(spec, run);
@@ -680,5 +687,40 @@ public class ReferenceInterpreterTests
         var wrong = new Node(999, Op.Neg, new[] { x }, DType.F32, D(4));
         var g2 = new Graph(GraphKind.Train, c.Forward.Nodes.Append(wrong).ToList(), c.Forward.Outputs, c.Forward.Parameters, c.Forward.Inputs, c.Forward.Constraints);
         Assert.Throws<InvalidOperationException>(() => ReferenceInterpreter.Run(g2, c.Run));
+    }
+}
+
+/// <summary>
+/// A model per <c>Ops</c> function whose parameters are all float tensors and through which a gradient flows
+/// (primitive or composite): loss = Σ F(σ(W₁x) + ½, σ(W₂x) + ½)·w. Arguments lie in (½, 1½), inside every such
+/// function's domain (log, sqrt, division) and away from kinks. A new function of that shape is checked without a
+/// hand-written case; one that cannot be generated this way needs a case in <see cref="CompositeModels"/>.
+/// </summary>
+internal static class DslGradientModels
+{
+    /// <summary>Functions that take float tensors but whose operands must have other shapes than [B, c] each.</summary>
+    private static readonly string[] Excluded = { "MatMul" };
+
+    public static IReadOnlyList<string> Functions { get; } = typeof(Kiln.Ops).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(m => m.ReturnType == typeof(Kiln.Tensor) && m.GetParameters().Length is 1 or 2 && m.GetParameters().All(p => p.ParameterType == typeof(Kiln.Tensor)))
+        .Select(m => m.Name).Distinct().Where(n => !Excluded.Contains(n))
+        .Where(n => DslFunctions.Primitive(n) is not { Differentiable: false })
+        .OrderBy(n => n, StringComparer.Ordinal).ToList();
+
+    public static string TypeName(string fn) => "D.Auto" + fn;
+
+    public static string Source { get; } = BuildSource();
+
+    private static string BuildSource()
+    {
+        var sb = new System.Text.StringBuilder("using Kiln;\nnamespace D;\n");
+        foreach (var fn in Functions)
+        {
+            int arity = typeof(Kiln.Ops).GetMethods().First(m => m.Name == fn && m.GetParameters().All(p => p.ParameterType == typeof(Kiln.Tensor))).GetParameters().Length;
+            var args = arity == 1 ? "Ops.Sigmoid(a.Forward(x)) + 0.5f" : "Ops.Sigmoid(a.Forward(x)) + 0.5f, Ops.Sigmoid(b.Forward(x)) + 0.5f";
+            sb.Append($"[Model] public partial class Auto{fn}(int d = 3, int c = 4) {{ Linear a = new(d, c){(arity == 2 ? ", b = new(d, c)" : "")}; ")
+              .Append($"[Loss] public Tensor Loss([Shape(\"B\", \"d\")] Tensor x, [Shape(\"B\", \"c\")] Tensor w) => Ops.Sum(Ops.{fn}({args}) * w); }}\n");
+        }
+        return sb.ToString();
     }
 }

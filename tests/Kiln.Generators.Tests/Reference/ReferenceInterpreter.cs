@@ -212,116 +212,131 @@ internal static class ReferenceInterpreter
 
     // ───────────────────────────── op semantics ─────────────────────────────
 
-    private static RefTensor Eval(Node n, RefTensor[] x, long[] declared, ReferenceRun run, Func<string, long> sym, Func<string, double> hyper)
+    /// <summary>One evaluation of a node: the node, its input values, its declared shape (bound) and the run.</summary>
+    private sealed record RefArgs(Node N, RefTensor[] X, long[] Declared, ReferenceRun Run, Func<string, long> Sym, Func<string, double> Hyper)
     {
-        double Sc() => n.ScalarParam?.Eval(hyper, sym) ?? throw new InvalidOperationException($"{n.Op} needs a scalar");
-        switch (n.Op)
-        {
-            // ── sources ──
-            case Op.Input:
-            {
-                if (!run.Inputs.TryGetValue(n.Name!, out var t)) throw new ArgumentException($"no value for input '{n.Name}'");
-                if (t.IsInt != (n.DType == DType.I32)) throw new ArgumentException($"input '{n.Name}' is {t} but the node's dtype is {n.DType}");
-                return t;
-            }
-            case Op.Param:
-            {
-                int p = n.A<ParamAttr>().Index;
-                if (p < 0 || p >= run.Params.Count) throw new ArgumentException($"no value for parameter #{p} ({n.Name})");
-                return RefTensor.Float((double[])run.Params[p].Clone(), declared);
-            }
-            case Op.Fill:
-            {
-                var v = new double[Numel(declared)];
-                Array.Fill(v, Sc());
-                return RefTensor.Float(v, declared);
-            }
-            case Op.Arange:
-            {
-                if (declared.Length != 1) throw new InvalidOperationException("Arange must be rank 1");
-                return RefTensor.Int(Enumerable.Range(0, checked((int)declared[0])).ToArray(), declared);
-            }
-            case Op.DropoutMask:
-            {
-                double p = Sc();
-                long count = Numel(declared);
-                if (!run.Training) return RefTensor.Float(Enumerable.Repeat(1.0, checked((int)count)).ToArray(), declared);
-                var provider = run.Masks ?? throw new InvalidOperationException($"the graph has a dropout site {n.A<DropoutAttr>().Site} but no mask provider was given");
-                var m = provider(n.A<DropoutAttr>().Site, p, (long[])declared.Clone());
-                if (m.LongLength != count) throw new InvalidOperationException($"the mask provider returned {m.Length} elements for [{string.Join(", ", declared)}]");
-                return RefTensor.Float((double[])m.Clone(), declared);
-            }
-
-            // ── unary elementwise ──
-            case Op.Neg: return Map(x[0], v => -v);
-            case Op.Exp: return Map(x[0], Math.Exp);
-            case Op.Log: return Map(x[0], Math.Log);
-            case Op.Sqrt: return Map(x[0], Math.Sqrt);
-            case Op.Rsqrt: return Map(x[0], v => 1.0 / Math.Sqrt(v));
-            case Op.Square: return Map(x[0], v => v * v);
-            case Op.Abs: return Map(x[0], Math.Abs);
-            case Op.Sign: return Map(x[0], v => v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0);
-            case Op.Tanh: return Map(x[0], Math.Tanh);
-            case Op.Relu: return Map(x[0], v => v > 0 ? v : 0.0);
-            case Op.Gelu: return Map(x[0], Gelu);
-            case Op.GeluGrad: return Map(x[0], GeluDerivative);
-            case Op.Sigmoid: return Map(x[0], v => 1.0 / (1.0 + Math.Exp(-v)));
-            case Op.Scale: { var s = Sc(); return Map(x[0], v => v * s); }
-            case Op.AddScalar: { var s = Sc(); return Map(x[0], v => v + s); }
-            case Op.PowScalar: { var s = Sc(); return Map(x[0], v => Math.Pow(v, s)); }
-            case Op.StopGradient: return Map(x[0], v => v);
-            case Op.Cast: return Map(x[0], v => v); // the reference computes in float64 without rounding
-            case Op.BroadcastTo:
-            {
-                var target = BroadcastShape(x[0].Shape, declared);
-                if (!target.SequenceEqual(declared)) throw new InvalidOperationException($"{x[0]} does not broadcast to [{string.Join(", ", declared)}]");
-                return Elementwise(declared, new[] { x[0] }, a => a[0]);
-            }
-
-            // ── integer → float ──
-            case Op.ToFloat: return RefTensor.Float(x[0].Ints.Select(v => (double)v).ToArray(), x[0].Shape);
-            case Op.IndexMask: { int ignore = n.A<IgnoreAttr>().Ignore; return RefTensor.Float(x[0].Ints.Select(v => v != ignore ? 1.0 : 0.0).ToArray(), x[0].Shape); }
-
-            // ── binary and ternary elementwise (NumPy broadcasting) ──
-            case Op.Add: return Binary(x, (a, b) => a + b);
-            case Op.Sub: return Binary(x, (a, b) => a - b);
-            case Op.Mul: return Binary(x, (a, b) => a * b);
-            case Op.Div: return Binary(x, (a, b) => a / b);
-            case Op.Maximum: return Binary(x, Math.Max);
-            case Op.Minimum: return Binary(x, Math.Min);
-            case Op.Greater: return Binary(x, (a, b) => a > b ? 1.0 : 0.0);
-            case Op.Less: return Binary(x, (a, b) => a < b ? 1.0 : 0.0);
-            case Op.Equal: return Binary(x, (a, b) => a == b ? 1.0 : 0.0);
-            case Op.Where:
-            {
-                var shape = BroadcastShape(BroadcastShape(x[0].Shape, x[1].Shape), x[2].Shape);
-                return Elementwise(shape, x, a => a[0] != 0 ? a[1] : a[2]);
-            }
-
-            // ── reductions ──
-            case Op.ReduceSum: case Op.ReduceMax: return Reduce(x[0], n.A<ReduceAttr>().Axis, n.A<ReduceAttr>().KeepDim, n.Op == Op.ReduceMax);
-            case Op.SumTo: return SumTo(x[0], declared);
-
-            // ── linear algebra ──
-            case Op.MatMul: return MatMul(x[0], x[1], n.A<MatMulAttr>().TransA, n.A<MatMulAttr>().TransB);
-
-            // ── movement ──
-            case Op.Reshape:
-                if (Numel(declared) != x[0].Numel) throw new InvalidOperationException($"cannot reshape {x[0]} to [{string.Join(", ", declared)}]");
-                return x[0].IsInt ? RefTensor.Int((int[])x[0].Ints.Clone(), declared) : RefTensor.Float((double[])x[0].Floats.Clone(), declared);
-            case Op.Permute: return Permute(x[0], n.A<PermuteAttr>().Order.ToArray());
-            case Op.Slice: return Slice(x[0], n.A<SliceAttr>().Axis, n.A<SliceAttr>().Start.Eval(sym), n.A<SliceAttr>().End.Eval(sym));
-            case Op.Pad: return Pad(x[0], n.A<PadAttr>().Axis, n.A<PadAttr>().Before.Eval(sym), n.A<PadAttr>().After.Eval(sym));
-            case Op.Concat: return Concat(x, n.A<AxisAttr>().Axis);
-
-            // ── indexing ──
-            case Op.Gather: return Gather(x[0], x[1]);
-            case Op.GatherGrad: return GatherGrad(x[0], x[1], n.A<GatherGradAttr>().Rows.Eval(sym));
-            case Op.PickLast: return PickLast(x[0], x[1], n.A<IgnoreAttr>().Ignore);
-            case Op.PickLastGrad: return PickLastGrad(x[0], x[1], n.A<PickGradAttr>().Ignore, n.A<PickGradAttr>().Classes.Eval(sym));
-        }
-        throw new NotSupportedException($"reference: no semantics for op {n.Op} (%{n.Id})");
+        public double Sc() => N.ScalarParam?.Eval(Hyper, Sym) ?? throw new InvalidOperationException($"{N.Op} needs a scalar");
+        public RefTensor X0 => X[0];
     }
+
+    /// <summary>Whether the reference has semantics for <paramref name="op"/> (a test checks every op).</summary>
+    public static bool Handles(Op op) => Semantics.ContainsKey(op);
+
+    private static RefTensor Eval(Node n, RefTensor[] x, long[] declared, ReferenceRun run, Func<string, long> sym, Func<string, double> hyper) =>
+        Semantics.TryGetValue(n.Op, out var f) ? f(new RefArgs(n, x, declared, run, sym, hyper))
+            : throw new NotSupportedException($"reference: no semantics for op {n.Op} (%{n.Id})");
+
+    /// <summary>The float64 semantics of every op, keyed by op, written from the op definitions (not from the compiler).</summary>
+    private static readonly Dictionary<Op, Func<RefArgs, RefTensor>> Semantics = new()
+    {
+        // ── sources ──
+        [Op.Input] = r =>
+        {
+            var n = r.N;
+            if (!r.Run.Inputs.TryGetValue(n.Name!, out var t)) throw new ArgumentException($"no value for input '{n.Name}'");
+            if (t.IsInt != (n.DType == DType.I32)) throw new ArgumentException($"input '{n.Name}' is {t} but the node's dtype is {n.DType}");
+            return t;
+        },
+        [Op.Param] = r =>
+        {
+            int p = r.N.A<ParamAttr>().Index;
+            if (p < 0 || p >= r.Run.Params.Count) throw new ArgumentException($"no value for parameter #{p} ({r.N.Name})");
+            return RefTensor.Float((double[])r.Run.Params[p].Clone(), r.Declared);
+        },
+        [Op.Fill] = r =>
+        {
+            var v = new double[Numel(r.Declared)];
+            Array.Fill(v, r.Sc());
+            return RefTensor.Float(v, r.Declared);
+        },
+        [Op.Arange] = r =>
+        {
+            if (r.Declared.Length != 1) throw new InvalidOperationException("Arange must be rank 1");
+            return RefTensor.Int(Enumerable.Range(0, checked((int)r.Declared[0])).ToArray(), r.Declared);
+        },
+        [Op.DropoutMask] = r =>
+        {
+            double p = r.Sc();
+            long count = Numel(r.Declared);
+            if (!r.Run.Training) return RefTensor.Float(Enumerable.Repeat(1.0, checked((int)count)).ToArray(), r.Declared);
+            int site = r.N.A<DropoutAttr>().Site;
+            var provider = r.Run.Masks ?? throw new InvalidOperationException($"the graph has a dropout site {site} but no mask provider was given");
+            var m = provider(site, p, (long[])r.Declared.Clone());
+            if (m.LongLength != count) throw new InvalidOperationException($"the mask provider returned {m.Length} elements for [{string.Join(", ", r.Declared)}]");
+            return RefTensor.Float((double[])m.Clone(), r.Declared);
+        },
+
+        // ── unary elementwise ──
+        [Op.Neg] = r => Map(r.X0, v => -v),
+        [Op.Exp] = r => Map(r.X0, Math.Exp),
+        [Op.Log] = r => Map(r.X0, Math.Log),
+        [Op.Sqrt] = r => Map(r.X0, Math.Sqrt),
+        [Op.Rsqrt] = r => Map(r.X0, v => 1.0 / Math.Sqrt(v)),
+        [Op.Square] = r => Map(r.X0, v => v * v),
+        [Op.Abs] = r => Map(r.X0, Math.Abs),
+        [Op.Sign] = r => Map(r.X0, v => v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0),
+        [Op.Tanh] = r => Map(r.X0, Math.Tanh),
+        [Op.Relu] = r => Map(r.X0, v => v > 0 ? v : 0.0),
+        [Op.Gelu] = r => Map(r.X0, Gelu),
+        [Op.GeluGrad] = r => Map(r.X0, GeluDerivative),
+        [Op.Sigmoid] = r => Map(r.X0, v => 1.0 / (1.0 + Math.Exp(-v))),
+        [Op.Scale] = r => { var s = r.Sc(); return Map(r.X0, v => v * s); },
+        [Op.AddScalar] = r => { var s = r.Sc(); return Map(r.X0, v => v + s); },
+        [Op.PowScalar] = r => { var s = r.Sc(); return Map(r.X0, v => Math.Pow(v, s)); },
+        [Op.StopGradient] = r => Map(r.X0, v => v),
+        [Op.Cast] = r => Map(r.X0, v => v), // the reference computes in float64 without rounding
+        [Op.BroadcastTo] = r =>
+        {
+            var target = BroadcastShape(r.X0.Shape, r.Declared);
+            if (!target.SequenceEqual(r.Declared)) throw new InvalidOperationException($"{r.X0} does not broadcast to [{string.Join(", ", r.Declared)}]");
+            return Elementwise(r.Declared, new[] { r.X0 }, a => a[0]);
+        },
+
+        // ── integer → float ──
+        [Op.ToFloat] = r => RefTensor.Float(r.X0.Ints.Select(v => (double)v).ToArray(), r.X0.Shape),
+        [Op.IndexMask] = r => { int ignore = r.N.A<IgnoreAttr>().Ignore; return RefTensor.Float(r.X0.Ints.Select(v => v != ignore ? 1.0 : 0.0).ToArray(), r.X0.Shape); },
+
+        // ── binary and ternary elementwise (NumPy broadcasting) ──
+        [Op.Add] = r => Binary(r.X, (a, b) => a + b),
+        [Op.Sub] = r => Binary(r.X, (a, b) => a - b),
+        [Op.Mul] = r => Binary(r.X, (a, b) => a * b),
+        [Op.Div] = r => Binary(r.X, (a, b) => a / b),
+        [Op.Maximum] = r => Binary(r.X, Math.Max),
+        [Op.Minimum] = r => Binary(r.X, Math.Min),
+        [Op.Greater] = r => Binary(r.X, (a, b) => a > b ? 1.0 : 0.0),
+        [Op.Less] = r => Binary(r.X, (a, b) => a < b ? 1.0 : 0.0),
+        [Op.Equal] = r => Binary(r.X, (a, b) => a == b ? 1.0 : 0.0),
+        [Op.Where] = r =>
+        {
+            var shape = BroadcastShape(BroadcastShape(r.X[0].Shape, r.X[1].Shape), r.X[2].Shape);
+            return Elementwise(shape, r.X, a => a[0] != 0 ? a[1] : a[2]);
+        },
+
+        // ── reductions ──
+        [Op.ReduceSum] = r => Reduce(r.X0, r.N.A<ReduceAttr>().Axis, r.N.A<ReduceAttr>().KeepDim, max: false),
+        [Op.ReduceMax] = r => Reduce(r.X0, r.N.A<ReduceAttr>().Axis, r.N.A<ReduceAttr>().KeepDim, max: true),
+        [Op.SumTo] = r => SumTo(r.X0, r.Declared),
+
+        // ── linear algebra ──
+        [Op.MatMul] = r => MatMul(r.X[0], r.X[1], r.N.A<MatMulAttr>().TransA, r.N.A<MatMulAttr>().TransB),
+
+        // ── movement ──
+        [Op.Reshape] = r =>
+        {
+            if (Numel(r.Declared) != r.X0.Numel) throw new InvalidOperationException($"cannot reshape {r.X0} to [{string.Join(", ", r.Declared)}]");
+            return r.X0.IsInt ? RefTensor.Int((int[])r.X0.Ints.Clone(), r.Declared) : RefTensor.Float((double[])r.X0.Floats.Clone(), r.Declared);
+        },
+        [Op.Permute] = r => Permute(r.X0, r.N.A<PermuteAttr>().Order.ToArray()),
+        [Op.Slice] = r => Slice(r.X0, r.N.A<SliceAttr>().Axis, r.N.A<SliceAttr>().Start.Eval(r.Sym), r.N.A<SliceAttr>().End.Eval(r.Sym)),
+        [Op.Pad] = r => Pad(r.X0, r.N.A<PadAttr>().Axis, r.N.A<PadAttr>().Before.Eval(r.Sym), r.N.A<PadAttr>().After.Eval(r.Sym)),
+        [Op.Concat] = r => Concat(r.X, r.N.A<AxisAttr>().Axis),
+
+        // ── indexing ──
+        [Op.Gather] = r => Gather(r.X[0], r.X[1]),
+        [Op.GatherGrad] = r => GatherGrad(r.X[0], r.X[1], r.N.A<GatherGradAttr>().Rows.Eval(r.Sym)),
+        [Op.PickLast] = r => PickLast(r.X[0], r.X[1], r.N.A<IgnoreAttr>().Ignore),
+        [Op.PickLastGrad] = r => PickLastGrad(r.X[0], r.X[1], r.N.A<PickGradAttr>().Ignore, r.N.A<PickGradAttr>().Classes.Eval(r.Sym)),
+    };
 
     /// <summary>GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     public static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(GeluK * (x + GeluC * x * x * x)));
