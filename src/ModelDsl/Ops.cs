@@ -49,6 +49,10 @@ public static class Ops
     public static Tensor Gelu(Tensor x) => throw KilnSymbolicException.Create();
     /// <summary>Elementwise logistic sigmoid 1/(1 + e^−x).</summary>
     public static Tensor Sigmoid(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>Softplus log(1 + eˣ), a smooth ReLU (computed without overflow; its gradient is σ(x)).</summary>
+    public static Tensor Softplus(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>SiLU (swish) x·σ(x), the activation of gated MLPs such as SwiGLU.</summary>
+    public static Tensor Silu(Tensor x) => throw KilnSymbolicException.Create();
 
     /// <summary>Softmax along <paramref name="axis"/> (max-subtracted for stability).</summary>
     public static Tensor Softmax(Tensor x, int axis = -1) => throw KilnSymbolicException.Create();

@@ -651,6 +651,35 @@ public class ReferenceInterpreterTests
     }
 
     [Fact]
+    public void Softplus_is_finite_for_large_inputs_and_its_gradient_is_the_sigmoid_even_at_zero()
+    {
+        const string source = """
+            using Kiln;
+            namespace S;
+            [Model] public partial class SoftplusModel(int d = 1)
+            {
+                Linear fc = new(d, 1, false);
+                [Loss] public Tensor Loss([Shape("B", "d")] Tensor x) => Ops.Sum(Ops.Softplus(fc.Forward(x)));
+            }
+            """;
+        var train = ModelGraphs.Train(ModelGraphs.Spec(source, "S.SoftplusModel"));
+        var xs = new[] { -100.0, -1, 0, 1, 100 };
+        var run = new ReferenceRun { Params = new[] { new[] { 1.0 } } };
+        run.Symbols["d"] = 1;
+        run.Inputs["x"] = RefTensor.Float(xs, xs.Length, 1);
+        var r = ReferenceInterpreter.Run(train, run);
+        double Sigmoid(double v) => 1 / (1 + Math.Exp(-v));
+        // softplus(±100) = 100 + 3.7e-44 and 3.7e-44: no overflow, no NaN.
+        Assert.Equal(Math.Log(1 + Math.Exp(-100)) + Math.Log(1 + Math.Exp(-1)) + Math.Log(2) + Math.Log(1 + Math.E) + 100, r.Loss!.Value, 12);
+        // d/dw Σ softplus(w·x) = Σ σ(w·x)·x.
+        Assert.Equal(xs.Sum(v => Sigmoid(v) * v), r.ParamGrads[0]![0], 12);
+        // At argument 0 (w = 0, x = 1) the slope is σ(0) = ½, not the 0 that max(x, 0) + log(1 + e^−|x|) would give.
+        run.Params = new[] { new[] { 0.0 } };
+        run.Inputs["x"] = RefTensor.Float(new[] { 1.0 }, 1, 1);
+        Assert.Equal(0.5, ReferenceInterpreter.Run(train, run).ParamGrads[0]![0], 15);
+    }
+
+    [Fact]
     public void Gelu_and_its_derivative_match_known_values()
     {
         Assert.Equal(0.8411919906082768, ReferenceInterpreter.Gelu(1), 12);

@@ -116,6 +116,19 @@ internal static class DslFunctions
             return c.G.Add(Op.PowScalar, new[] { c.Float(0) }, new ScalarAttr(e));
         });
 
+        // softplus(x) = log(1 + eˣ), written as ½(x + |x|) + log(1 + e^−|x|): e^−|x| never overflows, and the
+        // gradient is σ(x) everywhere, including ½ at x = 0 (max(x, 0) would give 0 there).
+        yield return new DslFunction("Softplus", c =>
+        {
+            var g = c.G; var x = c.Float(0);
+            var abs = g.Unary(Op.Abs, x);
+            var positive = g.Scale(g.Binary(Op.Add, x, abs), 0.5);
+            return g.Binary(Op.Add, positive, g.Unary(Op.Log, g.AddScalar(g.Unary(Op.Exp, g.Unary(Op.Neg, abs)), 1)));
+        });
+
+        // SiLU (swish): x·σ(x).
+        yield return new DslFunction("Silu", c => { var x = c.Float(0); return c.G.Binary(Op.Mul, x, c.G.Unary(Op.Sigmoid, x)); });
+
         foreach (var name in new[] { "Softmax", "LogSoftmax" })
         {
             bool log = name == "LogSoftmax";
