@@ -127,23 +127,29 @@ internal enum OutputRole { Loss, Prediction, ParamGrad }
 internal sealed record GraphOutput(OutputRole Role, int Node, int Param);
 
 /// <summary>
-/// A program: nodes in topological order (inputs before users), its inputs, the model's parameter
-/// table and the outputs. Fusion groups and the memory plan are attached by their passes.
+/// A program: nodes in topological order (inputs before users), its inputs, the model's parameter table, the
+/// outputs, the run-time constraints, the facts the passes so far have established and the analyses they attached.
+/// Analyses live in typed side tables (<see cref="IGraphAnalysis"/>) that every rewrite carries over: precision
+/// marks follow the nodes that survive, while an analysis of the whole schedule (fusion groups, the memory plan)
+/// is dropped, so a pass that needs it after a rewrite fails in the pipeline instead of reading a stale one.
 /// </summary>
 internal sealed class Graph
 {
+    private readonly Dictionary<int, Node> _index;
+    private readonly Dictionary<System.Type, IGraphAnalysis> _analyses;
+
     public Graph(GraphKind kind, IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, IReadOnlyList<ParamDecl> parameters,
-        IReadOnlyList<InputDecl> inputs, IReadOnlyList<Constraint> constraints, IReadOnlyList<FusionGroup>? groups = null, MemoryPlan? plan = null,
-        bool hasOptimizerStep = false, IReadOnlyCollection<int>? low = null)
+        IReadOnlyList<InputDecl> inputs, IReadOnlyList<Constraint> constraints, bool hasOptimizerStep = false)
+        : this(kind, nodes, outputs, parameters, inputs, constraints, hasOptimizerStep, GraphFacts.None, new Dictionary<System.Type, IGraphAnalysis>()) { }
+
+    private Graph(GraphKind kind, IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, IReadOnlyList<ParamDecl> parameters,
+        IReadOnlyList<InputDecl> inputs, IReadOnlyList<Constraint> constraints, bool hasOptimizerStep, GraphFacts facts, Dictionary<System.Type, IGraphAnalysis> analyses)
     {
         Kind = kind; Nodes = nodes; Outputs = outputs; Parameters = parameters; Inputs = inputs; Constraints = constraints;
-        Groups = groups; Plan = plan; HasOptimizerStep = hasOptimizerStep;
-        Low = low is null ? null : new HashSet<int>(low);
-        _index = new Dictionary<int, Node>();
+        HasOptimizerStep = hasOptimizerStep; _facts = facts; _analyses = analyses;
+        _index = new Dictionary<int, Node>(nodes.Count);
         foreach (var n in nodes) _index[n.Id] = n;
     }
-
-    private readonly Dictionary<int, Node> _index;
 
     public GraphKind Kind { get; }
     public IReadOnlyList<Node> Nodes { get; }
@@ -151,16 +157,40 @@ internal sealed class Graph
     public IReadOnlyList<ParamDecl> Parameters { get; }
     public IReadOnlyList<InputDecl> Inputs { get; }
     public IReadOnlyList<Constraint> Constraints { get; }
-    public IReadOnlyList<FusionGroup>? Groups { get; }
-    public MemoryPlan? Plan { get; }
     /// <summary>The training program ends with the optimizer update over the parameter slab.</summary>
     public bool HasOptimizerStep { get; }
+    private readonly GraphFacts _facts;
+
+    /// <summary>
+    /// What the passes run so far have established and no rewrite has undone: the facts an analysis carries hold
+    /// exactly while that analysis is attached.
+    /// </summary>
+    public GraphFacts Facts =>
+        (_facts & ~(GraphFacts.PrecisionPlanned | GraphFacts.Fused | GraphFacts.MemoryPlanned))
+        | (Find<PrecisionMarks>() is null ? 0 : GraphFacts.PrecisionPlanned)
+        | (Find<FusionPlan>() is null ? 0 : GraphFacts.Fused)
+        | (Find<MemoryPlan>() is null ? 0 : GraphFacts.MemoryPlanned);
+
+    /// <summary>The attached analyses, for the printer and the verifier.</summary>
+    public IEnumerable<IGraphAnalysis> Analyses => _analyses.Values;
+
+    /// <summary>The analysis of type <typeparamref name="T"/>, or null when none is attached.</summary>
+    public T? Find<T>() where T : class, IGraphAnalysis => _analyses.TryGetValue(typeof(T), out var a) ? (T)a : null;
+
+    /// <summary>The analysis of type <typeparamref name="T"/>; its absence is a compiler bug, named here.</summary>
+    public T Get<T>() where T : class, IGraphAnalysis =>
+        Find<T>() ?? throw new System.InvalidOperationException($"the {Kind} graph has no {typeof(T).Name} (its pass has not run, or a rewrite since has dropped it)");
+
+    /// <summary>The fusion groups (null before Fusion, or after a rewrite).</summary>
+    public IReadOnlyList<FusionGroup>? Groups => Find<FusionPlan>()?.Groups;
+    /// <summary>The memory plan (null before MemoryPlanner, or after a rewrite).</summary>
+    public MemoryPlan? Plan => Find<MemoryPlan>();
     /// <summary>
     /// The nodes stored in the program's low-precision type (set by <c>MixedPrecision</c>; null before it
     /// runs). Values are always computed in fp32; only these tensors are rounded when they are written.
     /// </summary>
-    public HashSet<int>? Low { get; }
-    public bool IsLow(int id) => Low is not null && Low.Contains(id);
+    public IReadOnlyCollection<int>? Low => Find<PrecisionMarks>()?.Low;
+    public bool IsLow(int id) => Find<PrecisionMarks>() is { } p && p.Low.Contains(id);
 
     public Node this[int id] => _index[id];
     public bool Contains(int id) => _index.ContainsKey(id);
@@ -179,11 +209,28 @@ internal sealed class Graph
         return _positions.TryGetValue(id, out var pos) ? pos : -1;
     }
 
-    public Graph WithNodes(IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, bool? optimizer = null) =>
-        new(Kind, nodes, outputs, Parameters, Inputs, Constraints, null, null, optimizer ?? HasOptimizerStep);
-    public Graph WithGroups(IReadOnlyList<FusionGroup> groups) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, groups, null, HasOptimizerStep, Low);
-    public Graph WithPlan(MemoryPlan plan) => new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, Groups, plan, HasOptimizerStep, Low);
-    public Graph WithPrecision(IReadOnlyList<Node> nodes, IReadOnlyCollection<int> low) => new(Kind, nodes, Outputs, Parameters, Inputs, Constraints, null, null, HasOptimizerStep, low);
+    /// <summary>
+    /// The graph with new nodes and outputs (and optionally constraints and the optimizer mark): facts are kept,
+    /// each analysis is rebased onto the new nodes or dropped (see <see cref="IGraphAnalysis.Rebase"/>).
+    /// </summary>
+    public Graph WithNodes(IReadOnlyList<Node> nodes, IReadOnlyList<GraphOutput> outputs, bool? optimizer = null, IReadOnlyList<Constraint>? constraints = null)
+    {
+        var rewritten = new Graph(Kind, nodes, outputs, Parameters, Inputs, constraints ?? Constraints, optimizer ?? HasOptimizerStep, _facts, new Dictionary<System.Type, IGraphAnalysis>());
+        foreach (var kv in _analyses)
+            if (kv.Value.Rebase(rewritten) is { } kept) rewritten._analyses[kv.Key] = kept;
+        return rewritten;
+    }
+
+    /// <summary>The graph with analysis <paramref name="analysis"/> attached (replacing one of the same type).</summary>
+    public Graph With<T>(T analysis) where T : class, IGraphAnalysis
+    {
+        var analyses = new Dictionary<System.Type, IGraphAnalysis>(_analyses) { [typeof(T)] = analysis };
+        return new Graph(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, HasOptimizerStep, _facts, analyses);
+    }
+
+    /// <summary>The graph with <paramref name="facts"/> established as well.</summary>
+    public Graph WithFacts(GraphFacts facts) =>
+        new(Kind, Nodes, Outputs, Parameters, Inputs, Constraints, HasOptimizerStep, _facts | facts, new Dictionary<System.Type, IGraphAnalysis>(_analyses));
 
     /// <summary>Users of each node, in node order.</summary>
     public Dictionary<int, List<int>> Users()
@@ -232,7 +279,7 @@ internal static class GroupKinds
 internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] ExternalInputs, GroupKind Kind);
 
 /// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
-internal sealed class MemoryPlan
+internal sealed class MemoryPlan : IGraphAnalysis
 {
     public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots)
     { Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots; }
@@ -245,6 +292,18 @@ internal sealed class MemoryPlan
     /// <summary>Elements of the int32 arena.</summary>
     public Sym IntArenaElements { get; }
     public IReadOnlyList<(Sym Size, BufferKind Buffer)> Slots { get; }
+
+    /// <summary>Offsets of a rewritten graph's tensors are unknown: the plan is dropped.</summary>
+    public IGraphAnalysis? Rebase(Graph rewritten) => null;
+
+    /// <summary>Every node that a kernel writes or reads has a placement.</summary>
+    public void Verify(Graph g, System.Action<Node, string> fail)
+    {
+        var fused = new HashSet<int>(g.Get<FusionPlan>().Groups.SelectMany(gr => gr.Members.Where(m => m != gr.Root)));
+        foreach (var n in g.Nodes)
+            if (!Placements.ContainsKey(n.Id) && !fused.Contains(n.Id))
+                fail(n, "it is materialised but the memory plan gives it no placement");
+    }
 }
 
 /// <summary>Which buffer a tensor lives in and its element offset there.</summary>

@@ -51,6 +51,6 @@ internal static class Autodiff
         }
         // Parameter order keeps the emitted program stable.
         var ordered = outputs.Take(1).Concat(outputs.Skip(1).OrderBy(o => o.Param)).ToList();
-        return new Graph(fwd.Kind, g.Nodes.ToList(), ordered, fwd.Parameters, fwd.Inputs, fwd.Constraints.Concat(g.Constraints).Distinct().ToList(), hasOptimizerStep: true);
+        return fwd.WithNodes(g.Nodes.ToList(), ordered, optimizer: true, constraints: fwd.Constraints.Concat(g.Constraints).Distinct().ToList());
     }
 }

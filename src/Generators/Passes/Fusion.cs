@@ -42,7 +42,7 @@ internal static class Fusion
             members.Sort((a, b) => g.IndexOf(a).CompareTo(g.IndexOf(b)));
             groups.Add(new FusionGroup(groups.Count, n.Id, members.ToArray(), external.Distinct().ToArray(), MemoryPlanner.IsParamCast(g, n) ? GroupKind.Alias : KindOf(n)));
         }
-        return g.WithGroups(groups);
+        return g.With(new FusionPlan(groups));
     }
 
     private static void Collect(Graph g, int id, HashSet<int> inlined, List<int> members, List<int> external)

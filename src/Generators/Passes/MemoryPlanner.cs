@@ -97,7 +97,7 @@ internal static class MemoryPlanner
             var n = g[gr.Root];
             if (n.Op == Op.Reshape) placements[n.Id] = placements[owner[n.Id]];
         }
-        return g.WithPlan(new MemoryPlan(placements, fEnd, lEnd, iEnd, slots));
+        return g.With(new MemoryPlan(placements, fEnd, lEnd, iEnd, slots));
     }
 
     /// <summary>A cast of a parameter: its value is the parameter's low-precision shadow.</summary>

@@ -77,6 +77,6 @@ internal static class MixedPrecision
             nodes.Add(n);
             byId[n.Id] = n;
         }
-        return g.WithPrecision(nodes, low);
+        return g.WithNodes(nodes, g.Outputs).With(new PrecisionMarks(low));
     }
 }

@@ -37,19 +37,19 @@ internal static class Pipeline
                 return null;
             }
             var name = kind.ToString().ToLowerInvariant();
-            Graph Step(Graph x, string pass, Func<Graph, Graph> f)
+            Graph Step(Graph x, Pass pass)
             {
-                var y = f(x);
-                Verifier.Verify(y, pass);
-                if (dump) dumps.Add((name + " after " + pass, IrPrinter.Print(y)));
+                var y = pass.Apply(x);
+                Verifier.Verify(y, pass.Name);
+                if (dump) dumps.Add((name + " after " + pass.Name, IrPrinter.Print(y)));
                 return y;
             }
             Verifier.Verify(g, "lowering");
             if (dump) dumps.Add((name + " after lowering", IrPrinter.Print(g)));
-            g = Step(g, "shape inference", ShapeInference.Run);
+            g = Step(g, Passes.ShapeInference);
             if (kind == GraphKind.Train)
             {
-                try { g = Step(g, "autodiff", Autodiff.Run); }
+                try { g = Step(g, Passes.Autodiff); }
                 catch (ShapeException e)
                 {
                     diags.Add(DiagnosticInfo.Create(e.Id, spec.Loc, e.Message));
@@ -58,10 +58,8 @@ internal static class Pipeline
                 if (!g.Outputs.Any(o => o.Role == OutputRole.ParamGrad))
                     diags.Add(DiagnosticInfo.Create("KILN2003", spec.Loc, spec.Name));
             }
-            g = Step(g, "simplify", Simplify.Run);
-            g = Step(g, "mixed precision", MixedPrecision.Run);
-            g = Step(g, "fusion", Fusion.Run);
-            g = Step(g, "memory plan", MemoryPlanner.Run);
+            foreach (var pass in new[] { Passes.Simplify, Passes.MixedPrecision, Passes.Fusion, Passes.MemoryPlan })
+                g = Step(g, pass);
             return g;
         }
 

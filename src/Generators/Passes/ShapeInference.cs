@@ -24,6 +24,6 @@ internal static class ShapeInference
             b.Import(inferred);
         }
         var constraints = g.Constraints.Concat(b.Constraints).Distinct().ToList();
-        return new Graph(g.Kind, b.Nodes.ToList(), g.Outputs, g.Parameters, g.Inputs, constraints, hasOptimizerStep: g.HasOptimizerStep);
+        return g.WithNodes(b.Nodes.ToList(), g.Outputs, constraints: constraints);
     }
 }

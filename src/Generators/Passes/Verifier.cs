@@ -32,26 +32,11 @@ internal static class Verifier
             if (n.Op == Op.Param && (n.Attr is not ParamAttr pa || pa.Index < 0 || pa.Index >= g.Parameters.Count))
                 throw Error(afterPass, n, "it names no parameter of the table");
         }
-        if (g.Low is not null)
-        {
-            foreach (var n in g.Nodes)
-            {
-                if (g.Low.Contains(n.Id) && n.DType != DType.F32) throw Error(afterPass, n, "it is marked low precision but is not a float tensor");
-                if (n.Op == Op.Cast && !g.Low.Contains(n.Id)) throw Error(afterPass, n, "a cast must produce a low-precision tensor");
-                if (n.Op == Op.MatMul && n.Inputs.Any(i => !g.Low.Contains(i))) throw Error(afterPass, n, "a matmul operand is not in low precision");
-            }
-            foreach (var o in g.Outputs)
-                if (o.Role == OutputRole.ParamGrad && g.Low.Contains(o.Node))
-                    throw new InvalidOperationException($"IR verification failed after {afterPass}: the gradient of parameter #{o.Param} (%{o.Node}) is low precision; gradients accumulate in fp32.");
-        }
         foreach (var o in g.Outputs)
             if (!seen.Contains(o.Node)) throw new InvalidOperationException($"IR verification failed after {afterPass}: output {o.Role} names missing node %{o.Node}.");
-        if (g.Groups is not null)
-        {
-            var covered = g.Groups.SelectMany(x => x.Members).ToList();
-            if (covered.Count != covered.Distinct().Count() || covered.Count != g.Nodes.Count)
-                throw new InvalidOperationException($"IR verification failed after {afterPass}: fusion groups do not partition the nodes.");
-        }
+        // Each attached analysis checks its own invariants (precision policy, fusion partition, memory placements).
+        foreach (var analysis in g.Analyses.OrderBy(a => a.GetType().Name, StringComparer.Ordinal))
+            analysis.Verify(g, (n, what) => throw Error(afterPass, n, what));
     }
 
     private static Exception Error(string pass, Node n, string what) =>
