@@ -32,6 +32,12 @@ public sealed record ParameterInfo(string Name, int[] Shape, long Offset, long L
 /// <param name="Dims">Declared dimensions: symbols (<c>B</c>, a hyperparameter) or integer literals.</param>
 public sealed record InputInfo(string Name, ElementType Type, string[] Dims);
 
+/// <summary>One program of a compiled model: its name, the <see cref="ModelProgram"/> member that runs it and its inputs.</summary>
+/// <param name="Name"><c>train</c>, <c>eval</c> or <c>predict</c> (later kinds of program join the list).</param>
+/// <param name="EntryPoint">The member that runs it (<c>TrainStep</c>, <c>EvalLoss</c>, <c>Forward</c>).</param>
+/// <param name="Inputs">Its inputs, in declaration order.</param>
+public sealed record ProgramInfo(string Name, string EntryPoint, IReadOnlyList<InputInfo> Inputs);
+
 /// <summary>Per-call facts a step needs besides its inputs: the randomness key and whether it trains.</summary>
 /// <param name="Seed">Run seed.</param>
 /// <param name="Step">Optimizer step (keys dropout masks so resume reproduces them).</param>
@@ -116,6 +122,9 @@ public abstract class ModelProgram
 
     /// <summary>What generated CPU kernels pass to the rounding helpers: 0 none, 1 bf16, 2 fp16.</summary>
     protected int LowRounding => Precision switch { PrecisionMode.BFloat16 => 1, PrecisionMode.Float16 => 2, _ => 0 };
+
+    /// <summary>The programs the generator compiled for this model, in order (each with its entry point and inputs).</summary>
+    public abstract IReadOnlyList<ProgramInfo> Programs { get; }
 
     /// <summary>The inputs of the loss method, in declaration order.</summary>
     public abstract IReadOnlyList<InputInfo> LossInputs { get; }

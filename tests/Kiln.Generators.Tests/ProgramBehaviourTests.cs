@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Reflection;
 using Kiln.Runtime;
 
@@ -30,6 +31,16 @@ public class ProgramBehaviourTests
     private static readonly Lazy<Assembly> HeadsAssembly = new(() => GeneratorHarness.Build(Heads));
 
     private static Exception Unwrap(Exception e) => e is TargetInvocationException { InnerException: { } inner } ? inner : e;
+
+    [Fact]
+    public void The_program_lists_its_programs_with_entry_points_and_inputs()
+    {
+        var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads");
+        Assert.Equal(new[] { "train", "eval", "predict" }, program.Programs.Select(p => p.Name));
+        Assert.Equal(new[] { "TrainStep", "EvalLoss", "Forward" }, program.Programs.Select(p => p.EntryPoint));
+        Assert.All(program.Programs, p => Assert.Equal("x", Assert.Single(p.Inputs).Name));
+        Assert.Same(program.LossInputs, program.Programs[0].Inputs);
+    }
 
     [Fact]
     public void A_dimension_not_divisible_by_heads_is_rejected_at_construction_naming_both_hyperparameters()

@@ -36,6 +36,7 @@ internal sealed class LinearRegressionProgram : ModelProgram
     };
 
     public override IReadOnlyList<InputInfo> ForwardInputs { get; } = new[] { new InputInfo("x", ElementType.Float32, new[] { "B", "F" }) };
+    public override IReadOnlyList<ProgramInfo> Programs => new[] { new ProgramInfo("train", "TrainStep", LossInputs), new ProgramInfo("eval", "EvalLoss", LossInputs), new ProgramInfo("predict", "Forward", ForwardInputs) };
 
     public override string IrText => "";
 
@@ -106,6 +107,7 @@ internal sealed class TableProgram : ModelProgram
     public override string ModelName => "Table";
     public override IReadOnlyList<InputInfo> LossInputs => Array.Empty<InputInfo>();
     public override IReadOnlyList<InputInfo> ForwardInputs => Array.Empty<InputInfo>();
+    public override IReadOnlyList<ProgramInfo> Programs => Array.Empty<ProgramInfo>();
     public override string IrText => "";
     public override string Report => "";
     public override long ArenaBytes => 0;

@@ -48,27 +48,20 @@ internal static class CudaHostEmitter
         w.Line($"public override string Report => {SymbolNames.Str(ProgramEmitter.Report(cm))};");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> LossInputs => {cpuProgramClass}._LossInputs;");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> ForwardInputs => {cpuProgramClass}._ForwardInputs;");
+        w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.ProgramInfo> Programs => {cpuProgramClass}._Programs;");
         w.Line();
 
-        EmitRun(w, cm.Train, cuda.Launches[GraphKind.Train], kernelIndex, names, "TrainStep", "float", "global::Kiln.Runtime.Batch batch, global::Kiln.Runtime.StepContext ctx");
-        EmitRun(w, cm.Eval, cuda.Launches[GraphKind.Eval], kernelIndex, names, "EvalLoss", "float", "global::Kiln.Runtime.Batch batch");
-        if (cm.Predict is not null)
-            EmitRun(w, cm.Predict, cuda.Launches[GraphKind.Predict], kernelIndex, names, "Forward", "global::Kiln.Runtime.TensorData", "global::Kiln.Runtime.Batch batch");
-        else
-        {
-            w.Open("public override global::Kiln.Runtime.TensorData Forward(global::Kiln.Runtime.Batch batch)");
-            w.Line($"throw new global::System.NotSupportedException({SymbolNames.Str(spec.Name + " declares no Forward method; add 'public Tensor Forward(...)' with [Shape] on its tensor parameters to use Predict.")});");
-            w.Close();
-        }
+        foreach (var p in cm.Programs) EmitRun(w, p, cuda.Launches[p.Name], kernelIndex, names);
+        ProgramEmitter.EmitMissingEntryPoints(w, cm);
         w.Close();
     }
 
-    private static void EmitRun(CodeWriter w, Graph g, Dictionary<int, CudaLaunch> launches, Dictionary<string, int> kernelIndex, SymbolNames names,
-        string method, string ret, string parameters)
+    private static void EmitRun(CodeWriter w, ProgramDef program, Dictionary<int, CudaLaunch> launches, Dictionary<string, int> kernelIndex, SymbolNames names)
     {
+        var g = program.Graph;
         var plan = g.Plan!;
         string S(Sym s) => names.Sym(s);
-        w.Open($"public override {ret} {method}({parameters})");
+        w.Open($"public override {program.ReturnType} {program.Method}({program.Parameters})");
         int slot = 0;
         ProgramEmitter.EmitBindInputs(w, g, names, (input, v) => w.Line($"ulong in_{input.Name} = UploadInput({slot++}, {v});"));
         w.Line($"long arenaF = {S(plan.FloatArenaElements)}, arenaL = {S(plan.LowArenaElements)}, arenaI = {S(plan.IntArenaElements)};");
@@ -136,7 +129,7 @@ internal static class CudaHostEmitter
         var result = g.Outputs.First(o => o.Role != OutputRole.ParamGrad);
         var rn = g[result.Node];
         var rp = plan.Placements[result.Node];
-        if (ret == "float")
+        if (!program.ReturnsTensor)
             w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.ScalarParam!)};" : $"return ReadScalar({Ptr(result.Node)}, {(IsLow(result.Node) ? "true" : "false")});");
         else
         {

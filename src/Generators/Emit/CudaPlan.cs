@@ -41,7 +41,7 @@ internal sealed record CudaLaunch(string Kernel, CudaGrid Grid, Sym Work, IReadO
 /// <summary>The CUDA translation unit of a model and, per program, the launch of every group that has a kernel.</summary>
 internal sealed class CudaModule
 {
-    public CudaModule(string source, string fileName, IReadOnlyDictionary<GraphKind, Dictionary<int, CudaLaunch>> launches)
+    public CudaModule(string source, string fileName, IReadOnlyDictionary<string, Dictionary<int, CudaLaunch>> launches)
     { Source = source; FileName = fileName; Launches = launches; }
 
     /// <summary>The CUDA C source (self-contained).</summary>
@@ -50,6 +50,6 @@ internal sealed class CudaModule
     /// <summary>The program name NVRTC reports diagnostics under.</summary>
     public string FileName { get; }
 
-    /// <summary>Per program, the launch of each fusion group (by group id) that runs an emitted kernel.</summary>
-    public IReadOnlyDictionary<GraphKind, Dictionary<int, CudaLaunch>> Launches { get; }
+    /// <summary>Per program (by name), the launch of each fusion group (by group id) that runs an emitted kernel.</summary>
+    public IReadOnlyDictionary<string, Dictionary<int, CudaLaunch>> Launches { get; }
 }

@@ -87,6 +87,7 @@ internal static class ProgramEmitter
         w.Line($"public override string Report => {SymbolNames.Str(Report(cm))};");
         EmitInputs(w, "LossInputs", cm.Train);
         EmitInputs(w, "ForwardInputs", cm.Predict);
+        EmitProgramList(w, cm);
         w.Line();
         w.Open("private void EnsureArena(long floats, long lows, long ints)");
         w.Line("if (floats > int.MaxValue || lows > int.MaxValue || ints > int.MaxValue) throw new global::System.InvalidOperationException($\"The activation arena needs {floats} + {lows} floats, more than one .NET array holds; use a smaller batch.\");");
@@ -99,16 +100,8 @@ internal static class ProgramEmitter
 
         // Kernel methods are written at column 0 and re-indented when copied into the program class.
         var kernels = new CodeWriter();
-        EmitRun(w, kernels, cm.Train, names, "TrainStep", "float", "global::Kiln.Runtime.Batch batch, global::Kiln.Runtime.StepContext ctx", "Tr");
-        EmitRun(w, kernels, cm.Eval, names, "EvalLoss", "float", "global::Kiln.Runtime.Batch batch", "Ev");
-        if (cm.Predict is not null)
-            EmitRun(w, kernels, cm.Predict, names, "Forward", "global::Kiln.Runtime.TensorData", "global::Kiln.Runtime.Batch batch", "Pr");
-        else
-        {
-            w.Open("public override global::Kiln.Runtime.TensorData Forward(global::Kiln.Runtime.Batch batch)");
-            w.Line($"throw new global::System.NotSupportedException({SymbolNames.Str(spec.Name + " declares no Forward method; add 'public Tensor Forward(...)' with [Shape] on its tensor parameters to use Predict.")});");
-            w.Close();
-        }
+        foreach (var p in cm.Programs) EmitRun(w, kernels, p, names);
+        EmitMissingEntryPoints(w, cm);
         w.Line();
         foreach (var line in kernels.ToString().Split('\n')) w.Line(line.TrimEnd());
         w.Close(); // program class
@@ -118,6 +111,27 @@ internal static class ProgramEmitter
         foreach (var _ in spec.ContainingTypes) w.Close();
         if (spec.Namespace.Length > 0) w.Close();
         return w.ToString();
+    }
+
+    /// <summary>Entry points of programs the model does not have (a model without Forward has no predict program) throw, saying why.</summary>
+    internal static void EmitMissingEntryPoints(CodeWriter w, CompiledModel cm)
+    {
+        foreach (var kind in ProgramDef.EntryPoints.Where(k => cm.Program(k) is null))
+        {
+            var p = ProgramDef.For(kind, null!);
+            w.Open($"public override {p.ReturnType} {p.Method}({p.Parameters})");
+            w.Line($"throw new global::System.NotSupportedException({SymbolNames.Str(cm.Spec.Name + " declares no Forward method; add 'public Tensor Forward(...)' with [Shape] on its tensor parameters to use Predict.")});");
+            w.Close();
+        }
+    }
+
+    /// <summary>The runtime's view of the program list: name, entry point and inputs of each program.</summary>
+    private static void EmitProgramList(CodeWriter w, CompiledModel cm)
+    {
+        var items = cm.Programs.Select(p =>
+            $"new global::Kiln.Runtime.ProgramInfo({SymbolNames.Str(p.Name)}, {SymbolNames.Str(p.Method)}, _{(p.Graph.Kind == GraphKind.Predict ? "ForwardInputs" : "LossInputs")})");
+        w.Line($"internal static readonly global::Kiln.Runtime.ProgramInfo[] _Programs = new global::Kiln.Runtime.ProgramInfo[] {{ {string.Join(", ", items)} }};");
+        w.Line("public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.ProgramInfo> Programs => _Programs;");
     }
 
     private static void EmitInputs(CodeWriter w, string prop, Graph? g)
@@ -143,12 +157,10 @@ internal static class ProgramEmitter
         // Inside this method hyperparameters are parameters, so map symbols to their plain names.
         string HI(string n) => n;
         // Only hyperparameters that size a tensor must be positive; others (an ignore index, an offset) may be anything.
-        var sizing = new HashSet<string>(new[] { cm.Train, cm.Eval, cm.Predict }.Where(g => g is not null)
-            .SelectMany(g => g!.Nodes.SelectMany(n => n.Shape)).SelectMany(d => d.Symbols));
+        var sizing = new HashSet<string>(cm.Programs.SelectMany(p => p.Graph.Nodes.SelectMany(n => n.Shape)).SelectMany(d => d.Symbols));
         foreach (var h in root.Hypers.Where(h => h.Type is "int" or "long" && sizing.Contains(h.Name)))
             w.Line($"if ({h.Name} <= 0) throw new global::System.ArgumentOutOfRangeException({SymbolNames.Str(h.Name)}, {h.Name}, {SymbolNames.Str($"{cm.Spec.Name}: hyperparameter '{h.Name}' must be positive.")});");
-        var constraints = cm.Train.Constraints.Concat(cm.Eval.Constraints).Concat(cm.Predict?.Constraints ?? new List<Constraint>())
-            .Where(c => IsDataFree(c, names)).Distinct().ToList();
+        var constraints = cm.Programs.SelectMany(p => p.Graph.Constraints).Where(c => IsDataFree(c, names)).Distinct().ToList();
         foreach (var c in constraints)
         {
             var a = c.A.ToCSharp(HI); var b = c.B.ToCSharp(HI);
@@ -158,7 +170,7 @@ internal static class ProgramEmitter
         }
         w.Line("var __table = new global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo>();");
         w.Line("long __offset = 0;");
-        foreach (var p in cm.Train.Parameters)
+        foreach (var p in cm.Parameters)
         {
             var dims = p.Shape.Select(d => "checked((int)(" + d.ToCSharp(HI) + "))").ToList();
             var len = Shapes.Numel(p.Shape).ToCSharp(HI);
@@ -171,9 +183,11 @@ internal static class ProgramEmitter
         w.Line();
     }
 
-    private static void EmitRun(CodeWriter w, CodeWriter kernels, Graph g, SymbolNames names, string method, string ret, string parameters, string prefix)
+    private static void EmitRun(CodeWriter w, CodeWriter kernels, ProgramDef program, SymbolNames names)
     {
-        w.Open($"public override {ret} {method}({parameters})");
+        var g = program.Graph;
+        var (ret, prefix) = (program.ReturnType, program.Prefix);
+        w.Open($"public override {ret} {program.Method}({program.Parameters})");
         EmitBindInputs(w, g, names, (input, v) =>
             w.Line(input.DType == DType.F32 ? $"float[] in_{input.Name} = {v}.Floats!;" : $"int[] in_{input.Name} = {v}.Ints!;"));
         var emitter = new CpuEmitter(g, names, prefix, kernels);
@@ -207,7 +221,7 @@ internal static class ProgramEmitter
             BufferKind.Arena or BufferKind.LowArena or BufferKind.IntArena => "o" + result.Node, BufferKind.Params => "_po[" + rp.Param + "]", _ => "0L",
         };
         var rn = g[result.Node];
-        if (ret == "float")
+        if (!program.ReturnsTensor)
             w.Line(rp.Buffer == BufferKind.Fused ? $"return {names.Scalar(rn.ScalarParam!)};" : $"return {ValueArray()}[(int){ValueOffset()}];");
         else
         {
@@ -268,17 +282,16 @@ internal static class ProgramEmitter
     {
         var sb = new System.Text.StringBuilder();
         sb.Append("Kiln build report: ").Append(cm.Spec.Name).Append('\n');
-        sb.Append("parameters (").Append(cm.Train.Parameters.Count).Append(" tensors):\n");
+        sb.Append("parameters (").Append(cm.Parameters.Count).Append(" tensors):\n");
         var total = Sym.Zero;
-        foreach (var p in cm.Train.Parameters)
+        foreach (var p in cm.Parameters)
         {
             sb.Append("  ").Append(p.Name).Append(' ').Append(Shapes.Format(p.Shape)).Append(' ').Append(p.Init).Append('\n');
             total += Shapes.Numel(p.Shape);
         }
         sb.Append("  total elements: ").Append(total).Append('\n');
-        foreach (var g in new[] { cm.Train, cm.Eval, cm.Predict })
+        foreach (var g in cm.Programs.Select(p => p.Graph))
         {
-            if (g is null) continue;
             var kernels = g.Groups!.Where(x => x.Kind.RunsKernel()).ToList();
             sb.Append(g.Kind.ToString().ToLowerInvariant()).Append(": ").Append(g.Nodes.Count).Append(" nodes, ").Append(kernels.Count).Append(" kernels (")
               .Append(string.Join(", ", kernels.GroupBy(k => k.Kind).Select(k => k.Count().ToString(CultureInfo.InvariantCulture) + " " + k.Key.Text()))).Append(")\n");

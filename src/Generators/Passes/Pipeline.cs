@@ -6,16 +6,55 @@ using Kiln.Generators.Parsing;
 
 namespace Kiln.Generators.Passes;
 
+/// <summary>
+/// One program of a model: its graph and the entry point of the generated class that runs it. The emitters, the
+/// CUDA host program and the runtime's <c>ModelProgram.Programs</c> all iterate one list of these, so a new kind of
+/// program (a decode step, a pipeline stage, a rank's shard) is a new entry, not a change in five files.
+/// </summary>
+/// <param name="Name">The program's name (<c>train</c>, <c>eval</c>, <c>predict</c>): kernel names, comments, the runtime's list.</param>
+/// <param name="Graph">The optimised graph.</param>
+/// <param name="Method">The <c>ModelProgram</c> member that runs it.</param>
+/// <param name="Prefix">The prefix of its generated CPU kernels.</param>
+/// <param name="ReturnsTensor">Whether the entry point returns a tensor (else the scalar loss).</param>
+/// <param name="TakesContext">Whether the entry point takes the step context (seed, step, loss scale).</param>
+internal sealed record ProgramDef(string Name, Graph Graph, string Method, string Prefix, bool ReturnsTensor, bool TakesContext)
+{
+    /// <summary>The entry of a program of <paramref name="kind"/> (<paramref name="g"/> may be null to describe a missing one).</summary>
+    public static ProgramDef For(GraphKind kind, Graph g) => kind switch
+    {
+        GraphKind.Train => new("train", g, "TrainStep", "Tr", false, true),
+        GraphKind.Eval => new("eval", g, "EvalLoss", "Ev", false, false),
+        _ => new("predict", g, "Forward", "Pr", true, false),
+    };
+
+    /// <summary>The entry point's C# return type.</summary>
+    public string ReturnType => ReturnsTensor ? "global::Kiln.Runtime.TensorData" : "float";
+
+    /// <summary>The entry point's C# parameter list.</summary>
+    public string Parameters => "global::Kiln.Runtime.Batch batch" + (TakesContext ? ", global::Kiln.Runtime.StepContext ctx" : "");
+
+    /// <summary>The kinds of program every <c>ModelProgram</c> has an entry point for, in emission order.</summary>
+    public static readonly GraphKind[] EntryPoints = { GraphKind.Train, GraphKind.Eval, GraphKind.Predict };
+}
+
 /// <summary>The compiled programs of one model, plus the IR text after every pass when asked for.</summary>
 internal sealed class CompiledModel
 {
-    public CompiledModel(ModelSpec spec, Graph train, Graph eval, Graph? predict, IReadOnlyList<(string Pass, string Text)> dumps)
-    { Spec = spec; Train = train; Eval = eval; Predict = predict; Dumps = dumps; }
+    public CompiledModel(ModelSpec spec, IReadOnlyList<ProgramDef> programs, IReadOnlyList<(string Pass, string Text)> dumps)
+    { Spec = spec; Programs = programs; Dumps = dumps; }
     public ModelSpec Spec { get; }
-    public Graph Train { get; }
-    public Graph Eval { get; }
-    public Graph? Predict { get; }
+    /// <summary>The programs, in emission order.</summary>
+    public IReadOnlyList<ProgramDef> Programs { get; }
     public IReadOnlyList<(string Pass, string Text)> Dumps { get; }
+
+    /// <summary>The program of <paramref name="kind"/>, or null when the model has none (a model without Forward has no predict program).</summary>
+    public ProgramDef? Program(GraphKind kind) => Programs.FirstOrDefault(p => p.Graph.Kind == kind);
+
+    public Graph Train => Program(GraphKind.Train)!.Graph;
+    public Graph Eval => Program(GraphKind.Eval)!.Graph;
+    public Graph? Predict => Program(GraphKind.Predict)?.Graph;
+    /// <summary>The model's parameter table (every program shares it).</summary>
+    public IReadOnlyList<ParamDecl> Parameters => Train.Parameters;
 }
 
 /// <summary>
@@ -68,6 +107,8 @@ internal static class Pipeline
         var root = spec.Modules.First(m => m.FullName == spec.RootModule);
         var predict = eval is not null && root.Methods.Any(m => m.Name == "Forward") ? Build(GraphKind.Predict) : null;
         if (train is null || eval is null || diags.Any(d => d.Id != "KILN2003")) return (null, diags);
-        return (new CompiledModel(spec, train, eval, predict, dumps), diags);
+        var programs = new List<ProgramDef> { ProgramDef.For(GraphKind.Train, train), ProgramDef.For(GraphKind.Eval, eval) };
+        if (predict is not null) programs.Add(ProgramDef.For(GraphKind.Predict, predict));
+        return (new CompiledModel(spec, programs, dumps), diags);
     }
 }
