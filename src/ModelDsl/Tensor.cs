@@ -11,6 +11,9 @@ public sealed class Tensor
 {
     private Tensor() { }
 
+    /// <summary>The placeholder a declaration returns when the model object is constructed (its value is never read).</summary>
+    internal static readonly Tensor Symbolic = new();
+
     /// <summary>The size of dimension <paramref name="axis"/> (negative counts from the end).</summary>
     public int Dim(int axis) => throw KilnSymbolicException.Create();
 

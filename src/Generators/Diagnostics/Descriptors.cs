@@ -41,7 +41,7 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor FieldNotInitialized = E("KILN0010", "Layer field must be initialized where it is declared",
         "Field '{0}' of type '{1}' has no initializer; Kiln reads layers from field initializers, e.g. '{1} {0} = new(...)'", Parse);
     public static readonly DiagnosticDescriptor BadFieldType = E("KILN0011", "Unsupported field type in a model",
-        "Field '{0}' has type '{1}', which Kiln cannot compile; use a Kiln layer (Linear, Embedding, LayerNorm, Dropout), a [Module] class, or an array of them", Parse);
+        "Field '{0}' has type '{1}', which Kiln cannot compile; use a Kiln layer (Linear, Embedding, LayerNorm, Dropout), a [Module] class, an array of them, or a Tensor parameter (Tensor gain = Parameter.Ones(dim))", Parse);
     public static readonly DiagnosticDescriptor Untraceable = E("KILN0012", "Layer built from a value Kiln cannot trace",
         "'{0}' cannot be traced to hyperparameters and constants ({1}); layer and module arguments must be built from primary-constructor parameters, literals and arithmetic", Parse);
     public static readonly DiagnosticDescriptor StructuralNoDefault = E("KILN0013", "Structural hyperparameter needs a default",
@@ -52,6 +52,10 @@ internal static class Descriptors
         "'{0}' calls itself through {1}; model methods are inlined at build time and cannot recurse", Parse);
     public static readonly DiagnosticDescriptor Overloaded = E("KILN0016", "Overloaded model method",
         "'{0}' has overloads; Kiln inlines model methods by name, so give each method a distinct name", Parse);
+    public static readonly DiagnosticDescriptor TensorFieldNotParameter = E("KILN0017", "Tensor field is not a parameter declaration",
+        "{0}; declare a trainable tensor as a field initialized with Parameter.Zeros(...), Parameter.Ones(...), Parameter.Normal(std, ...) or Parameter.Uniform(bound, ...)", Parse);
+    public static readonly DiagnosticDescriptor InvalidDeclaredValue = E("KILN0018", "Invalid value in a declaration",
+        "{0}", Parse);
 
     public static readonly DiagnosticDescriptor UnsupportedStatement = E("KILN0100", "Unsupported statement in a model method",
         "{0} is not supported in a Kiln model method; use local variables, assignments, foreach/for over modules or constants, if on constants, and return", Parse);

@@ -119,9 +119,41 @@ internal sealed class Lowerer
             if (f.Init is null) continue;
             var path = m.Path.Length == 0 ? f.Name : m.Path + "." + f.Name;
             var scope = new Scope(m, new Dictionary<string, Val>(), path);
-            m.Env[f.Name] = Eval(f.Init, scope);
+            m.Env[f.Name] = f.Type == "param" ? DeclareParameter(f, path, scope) : Eval(f.Init, scope);
         }
     }
+
+    /// <summary>
+    /// A <c>Tensor</c> field initialized with <c>Parameter.Zeros/Ones/Normal/Uniform(...)</c>: a parameter named by the
+    /// field's path, with its shape traced to hyperparameters and constants.
+    /// </summary>
+    private Val DeclareParameter(FieldSpec f, string path, Scope s)
+    {
+        if (f.Init is not CallExpr { Kind: CallKind.Parameter } call)
+            throw Fail("KILN0017", f.Init!.Loc, $"Tensor field '{f.Name}' is initialized with '{f.Init.Text}'");
+        var args = call.Args.Select(a => Eval(a, s)).ToList();
+        bool scaled = call.Method is "Normal" or "Uniform";
+        var dimsAt = call.Args[scaled ? 1 : 0];
+        if (args[scaled ? 1 : 0] is not ArrayV dims)
+            throw Fail("KILN1008", dimsAt.Loc, $"Parameter.{call.Method} needs the sizes as separate arguments or an array literal");
+        var shape = dims.Items.Select(v => Traced(v, dimsAt, "a parameter size")).ToArray();
+        for (int i = 0; i < shape.Length; i++)
+            if (shape[i].TryConst(out var k) && k <= 0)
+                throw Fail("KILN0018", At(dimsAt, i), $"size {i} of parameter '{path}' is {k}; parameter sizes must be positive");
+        var scale = Scalar.Const(call.Method == "Ones" ? 1 : 0);
+        if (scaled)
+        {
+            scale = TracedFloat(args[0], call.Args[0], call.Method == "Normal" ? "the standard deviation" : "the bound");
+            if (scale.IsConst && !(scale.Value >= 0 && !double.IsInfinity(scale.Value)))
+                throw Fail("KILN0018", call.Args[0].Loc, $"the {(call.Method == "Normal" ? "standard deviation" : "bound")} of parameter '{path}' is {scale}; it must be finite and non-negative");
+        }
+        var init = new InitRule(call.Method.ToLowerInvariant(), scale);
+        var node = NewParam(path, shape, init, f.WeightDecay ?? shape.Length >= 2, call);
+        return new TensorV(node);
+    }
+
+    /// <summary>The location of item <paramref name="i"/> of a params-array argument (the array's own when it has no items).</summary>
+    private static LocationInfo At(Expr arrayArg, int i) => arrayArg is ArrayExpr a && i < a.Items.Count ? a.Items[i].Loc : arrayArg.Loc;
 
     private Val New(NewExpr e, Scope s)
     {
@@ -648,6 +680,8 @@ internal sealed class Lowerer
                 }
                 throw Fail("KILN0012", c.Loc, c.Text, "Math." + c.Method + " of a hyperparameter is only supported for Sqrt (and Max/Min of integers)");
             }
+            case CallKind.Parameter:
+                throw Fail("KILN0017", c.Loc, $"'{c.Text}' declares a parameter outside a field initializer");
             case CallKind.Repeat:
             {
                 var n = Concretize(Traced(Eval(c.Args[0], s), c.Args[0], "the repeat count"), c.Args[0], "how many modules Module.Repeat creates");

@@ -20,6 +20,7 @@ internal sealed class ModelParser
     public const string ModuleAttribute = "Kiln.ModuleAttribute";
     public const string LossAttribute = "Kiln.LossAttribute";
     public const string ShapeAttribute = "Kiln.ShapeAttribute";
+    public const string WeightDecayAttribute = "Kiln.WeightDecayAttribute";
     private static readonly string[] LayerTypes = { "Linear", "Embedding", "LayerNorm", "Dropout" };
 
     private readonly Compilation _compilation;
@@ -148,7 +149,8 @@ internal sealed class ModelParser
             var declarator = f.DeclaringSyntaxReferences.Select(r => r.GetSyntax(_ct)).OfType<VariableDeclaratorSyntax>().FirstOrDefault();
             if (declarator is null) continue;
             var loc = Loc(declarator);
-            var typeKey = FieldTypeKey(f.Type, out var moduleType);
+            INamedTypeSymbol? moduleType = null;
+            var typeKey = IsTensor(f.Type) ? "param" : FieldTypeKey(f.Type, out moduleType);
             if (typeKey is null)
             {
                 // Plain values (ints, floats) are allowed as derived hyperparameters; anything else is unsupported.
@@ -162,9 +164,14 @@ internal sealed class ModelParser
                 var sm = _compilation.GetSemanticModel(declarator.SyntaxTree);
                 init = new ExprParser(sm, _diags, _ct, type, fieldInitializer: true).Parse(ini.Value);
             }
+            else if (typeKey == "param")
+                _diags.Add(DiagnosticInfo.Create("KILN0017", loc, $"Tensor field '{f.Name}' has no initializer"));
             else if (!typeKey.StartsWith("value:", StringComparison.Ordinal))
                 _diags.Add(DiagnosticInfo.Create("KILN0010", loc, f.Name, f.Type.ToDisplayString()));
-            fields.Add(new FieldSpec(f.Name, typeKey, init, loc));
+            bool? decay = null;
+            if (f.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == WeightDecayAttribute) is { } wd)
+                decay = wd.ConstructorArguments.Length == 0 || wd.ConstructorArguments[0].Value is not bool apply || apply;
+            fields.Add(new FieldSpec(f.Name, typeKey, init, loc, decay));
         }
 
         var methods = new List<MethodSpec>();

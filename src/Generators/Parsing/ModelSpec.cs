@@ -19,7 +19,7 @@ internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, Equatab
 }
 
 /// <summary>What a call in a model method resolves to.</summary>
-internal enum CallKind { Op, TensorMember, Layer, Module, Self, Math, Repeat }
+internal enum CallKind { Op, TensorMember, Layer, Module, Self, Math, Repeat, Parameter }
 
 internal abstract record Expr(LocationInfo Loc, string Text);
 internal sealed record LitExpr(LocationInfo Loc, string Text, double Value, string Type) : Expr(Loc, Text);
@@ -48,8 +48,11 @@ internal sealed record ParamSpec(string Name, string Type, EquatableArray<string
 
 internal sealed record MethodSpec(string Name, EquatableArray<ParamSpec> Params, EquatableArray<Stmt> Body, string ReturnType, LocationInfo Loc);
 
-/// <summary>A field: its name, what it holds (layer kind, module type, array of either, or a plain value) and its initializer.</summary>
-internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc);
+/// <summary>
+/// A field: its name, what it holds (layer kind, module type, array of either, <c>param</c> for a Tensor parameter,
+/// or a plain value), its initializer, and the weight-decay choice of a parameter field (null: the default by rank).
+/// </summary>
+internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc, bool? WeightDecay = null);
 
 /// <summary>A primary-constructor parameter: name, C# type keyword and default value (if any).</summary>
 internal sealed record HyperSpec(string Name, string Type, double? Default, LocationInfo Loc);
