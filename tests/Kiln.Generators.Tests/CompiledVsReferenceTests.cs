@@ -107,10 +107,11 @@ internal static class CompiledCheck
             var what = $"{why} [B={b}, T={t}]";
             var (run, batch) = Prepare(spec, train, predict, program, rng, b, t, inputs, hypers);
             var ctx = new StepContext((ulong)rng.Next(1, int.MaxValue), step, rng.Next(3));
-            run.Masks = (site, p, shape) =>
+            run.Masks = (site, layer, p, shape) =>
             {
+                // In a loop body, iteration l draws elements [l·n, (l + 1)·n) of the site's stream.
                 var mask = new float[ReferenceInterpreter.Numel(shape)];
-                DropoutKernels.FillMask(mask, (float)p, ctx.Seed, DropoutKernels.Stream(ctx.Step, ctx.MicroStep, site));
+                DropoutKernels.FillMask(mask, (float)p, ctx.Seed, DropoutKernels.Stream(ctx.Step, ctx.MicroStep, site), (ulong)(layer * mask.Length));
                 return mask.Select(v => (double)v).ToArray();
             };
 

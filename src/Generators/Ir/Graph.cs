@@ -5,7 +5,13 @@ using System.Linq;
 namespace Kiln.Generators.Ir;
 
 /// <summary>Element types of IR tensors.</summary>
-internal enum DType { F32, I32 }
+internal enum DType
+{
+    F32,
+    I32,
+    /// <summary>The value of a node that is not a tensor (a loop, whose results are its <see cref="Op.LoopOut"/> projections).</summary>
+    Token,
+}
 
 /// <summary>
 /// Every IR operation, grouped by category. Per-op facts (shape rule, gradient rule, precision policy,
@@ -61,6 +67,11 @@ internal enum Op
 
     // ── Precision ──
     Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
+
+    // ── Regions ──
+    Loop,         // runs a body graph Count times over carried, captured and stacked inputs (LoopAttr); a token
+    LoopArg,      // inside a body: the value of one loop input this iteration (LoopArgAttr)
+    LoopOut,      // outside: a loop's final carried value or its stacked per-iteration results (LoopOutAttr)
 }
 
 /// <summary>Where a node came from in the user's C#: file, 1-based line and the expression text.</summary>
@@ -119,10 +130,26 @@ internal sealed record Constraint(ConstraintKind Kind, Sym A, Sym B, string Mess
 internal enum ConstraintKind { Equal, Divisible }
 
 /// <summary>What the graph computes.</summary>
-internal enum GraphKind { Train, Eval, Predict }
+internal enum GraphKind
+{
+    Train,
+    Eval,
+    Predict,
+    /// <summary>The body of a loop region (its outputs are the carried and stacked results).</summary>
+    Body,
+}
 
 /// <summary>A role a node plays for the program's caller.</summary>
-internal enum OutputRole { Loss, Prediction, ParamGrad }
+internal enum OutputRole
+{
+    Loss,
+    Prediction,
+    ParamGrad,
+    /// <summary>A loop body's next value of carried input <see cref="GraphOutput.Param"/>.</summary>
+    Carried,
+    /// <summary>A loop body's per-iteration result <see cref="GraphOutput.Param"/>, stacked over iterations.</summary>
+    Stacked,
+}
 
 internal sealed record GraphOutput(OutputRole Role, int Node, int Param);
 
@@ -314,4 +341,11 @@ internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputNam
 /// shadow (refreshed after every optimizer update) and the gradient slab; a program input; or nowhere
 /// (a constant fused into its readers).
 /// </summary>
-internal enum BufferKind { Arena, LowArena, IntArena, Params, LowParams, Grads, Input, Fused }
+internal enum BufferKind
+{
+    Arena, LowArena, IntArena, Params, LowParams, Grads, Input, Fused,
+    /// <summary>In a loop body: loop input #<see cref="Placement.Param"/> this iteration (its slice, for a stacked input; the carried value's current buffer).</summary>
+    LoopIn,
+    /// <summary>In a loop body: loop result #<see cref="Placement.Param"/> (the next carried value, or this iteration's slice of a stacked result).</summary>
+    LoopOut,
+}
