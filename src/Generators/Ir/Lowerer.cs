@@ -83,6 +83,8 @@ internal sealed class Lowerer
         public string LayerSymbol { get; }
         /// <summary>Body argument of each imported outer node: captured (the same every iteration) or stacked (sliced).</summary>
         public readonly Dictionary<int, int> Captured = new(), Stacked = new();
+        /// <summary>A block the body picks by index asks for recomputation ([Recompute]).</summary>
+        public bool Recompute { get; set; }
     }
 
     private Graph Run()
@@ -503,7 +505,7 @@ internal sealed class Lowerer
         outer.ReserveIds(body.NextId);
         outer.Src = Src(loc, text);
         var loopInputs = inits.Concat(captured.Select(kv => kv.Key)).Concat(stacked.Select(kv => kv.Key)).ToArray();
-        var loop = outer.Add(Op.Loop, loopInputs, new LoopAttr(label, count, bodyGraph, carried.Count, captured.Count, stacked.Count, Recompute: recompute));
+        var loop = outer.Add(Op.Loop, loopInputs, new LoopAttr(label, count, bodyGraph, carried.Count, captured.Count, stacked.Count, Recompute: recompute || region.Recompute));
         s.Locals.Clear();
         foreach (var kv in before) s.Locals[kv.Key] = kv.Value;
         for (int i = 0; i < carried.Count; i++) s.Locals[carried[i]] = new TensorV(outer.Add(Op.LoopOut, new[] { loop }, new LoopOutAttr(i)));
@@ -673,7 +675,11 @@ internal sealed class Lowerer
                 if (target is RepeatV rep)
                 {
                     // blocks[i] with i the index of a region over the same count picks the (stacked) template.
-                    if (_region is not null && idx is IntV li && li.Value.Equals(Sym.Var(_region.LayerSymbol)) && rep.Count.Equals(_region.Count)) return rep.Template;
+                    if (_region is not null && idx is IntV li && li.Value.Equals(Sym.Var(_region.LayerSymbol)) && rep.Count.Equals(_region.Count))
+                    {
+                        _region.Recompute |= rep.Recompute;
+                        return rep.Template;
+                    }
                     throw new RegionFallback(rep.Path, $"'{ix.Text}' picks one of the repeated blocks");
                 }
                 if (target is not ArrayV arr) throw Fail("KILN0101", ix.Loc, "Indexing into " + target.Describe, ix.Text);

@@ -24,6 +24,7 @@ internal static class Simplify
         foreach (var n0 in g.Nodes)
         {
             var n = n0.Inputs.Any(replace.ContainsKey) ? n0.With(n0.Id, n0.Inputs.Select(R).ToArray()) : n0;
+            if (n.Attr is LoopAttr loop) n = new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, loop with { Body = Run(loop.Body) }, n.Src);
             if (n.Op == Op.StopGradient) { replace[n.Id] = n.Inputs[0]; continue; }
             n = FoldConstant(n, byIdSoFar);
             // Σ(−x) = −Σx: negate the small reduced tensor, not the large input (LayerNorm and softmax backward).
@@ -46,8 +47,8 @@ internal static class Simplify
         for (int i = nodes.Count - 1; i >= 0; i--)
             if (live.Contains(nodes[i].Id) || nodes[i].Op == Op.Param)
                 foreach (var inp in nodes[i].Inputs) live.Add(inp);
-        // Parameters stay even when unused so the parameter table and node set agree.
-        var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input).ToList();
+        // Parameters, inputs and loop arguments stay even when unused: they are the graph's interface.
+        var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input or Op.LoopArg).ToList();
         return g.WithNodes(kept, outputs);
     }
 
