@@ -288,6 +288,8 @@ internal enum GroupKind
     Indexing,
     /// <summary>A source kernel (fill, arange, dropout mask).</summary>
     Source,
+    /// <summary>A loop region: its body's kernels, run once per iteration.</summary>
+    Loop,
 }
 
 internal static class GroupKinds
@@ -308,8 +310,13 @@ internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] Extern
 /// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
 internal sealed class MemoryPlan : IGraphAnalysis
 {
-    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots)
-    { Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots; }
+    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots,
+        IReadOnlyDictionary<int, LoopScratch>? loops = null, IReadOnlyList<CarriedBuffer>? carried = null)
+    {
+        Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots;
+        Loops = loops ?? new Dictionary<int, LoopScratch>();
+        Carried = carried ?? System.Array.Empty<CarriedBuffer>();
+    }
 
     public Dictionary<int, Placement> Placements { get; }
     /// <summary>Elements of the fp32 activation arena.</summary>
@@ -319,19 +326,37 @@ internal sealed class MemoryPlan : IGraphAnalysis
     /// <summary>Elements of the int32 arena.</summary>
     public Sym IntArenaElements { get; }
     public IReadOnlyList<(Sym Size, BufferKind Buffer)> Slots { get; }
+    /// <summary>Per loop node: where its body's arenas start in this graph's arenas (live only while the loop runs).</summary>
+    public IReadOnlyDictionary<int, LoopScratch> Loops { get; }
+    /// <summary>For a loop body: the two buffers each carried value alternates between, in the body's arenas.</summary>
+    public IReadOnlyList<CarriedBuffer> Carried { get; }
 
     /// <summary>Offsets of a rewritten graph's tensors are unknown: the plan is dropped.</summary>
     public IGraphAnalysis? Rebase(Graph rewritten) => null;
 
-    /// <summary>Every node that a kernel writes or reads has a placement.</summary>
+    /// <summary>Every node that a kernel writes or reads has a placement; every loop has scratch space.</summary>
     public void Verify(Graph g, System.Action<Node, string> fail)
     {
         var fused = new HashSet<int>(g.Get<FusionPlan>().Groups.SelectMany(gr => gr.Members.Where(m => m != gr.Root)));
         foreach (var n in g.Nodes)
+        {
+            if (n.Op == Op.Loop)
+            {
+                if (!Loops.ContainsKey(n.Id)) fail(n, "the memory plan gives the loop no scratch space");
+                if (n.A<LoopAttr>().Body.Plan is null) fail(n, "the loop's body has no memory plan");
+                continue;
+            }
             if (!Placements.ContainsKey(n.Id) && !fused.Contains(n.Id))
                 fail(n, "it is materialised but the memory plan gives it no placement");
+        }
     }
 }
+
+/// <summary>Where a loop body's fp32, low-precision and int32 arenas start in the enclosing graph's arenas.</summary>
+internal sealed record LoopScratch(Sym Float, Sym Low, Sym Int);
+
+/// <summary>The two buffers a carried value alternates between (iteration l reads one and writes the other), in one arena.</summary>
+internal sealed record CarriedBuffer(BufferKind Buffer, Sym Ping, Sym Pong);
 
 /// <summary>Which buffer a tensor lives in and its element offset there.</summary>
 internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputName = null, int Param = -1);
