@@ -189,6 +189,30 @@ public class LoopTests
         GradientCheckTests.CheckGradients(CompositeModels.Case(Source, model, new Random(TestSeeds.For(model + " loop"))), why);
     }
 
+    private static readonly Lazy<System.Reflection.Assembly> Compiled = new(() => GeneratorHarness.Build(Source));
+
+    [Theory]
+    [InlineData("L.Looped")]
+    [InlineData("L.IndexedFor")]
+    [InlineData("L.TwoStreams")]
+    [InlineData("L.UsesIndex")]
+    public void Compiled_loop_program_matches_the_reference(string model)
+    {
+        var why = $"{model}: {TestSeeds.Describe(model + " compiled loop")}";
+        _out.WriteLine(why);
+        CompiledCheck.Run(Compiled.Value, Source, model, new Random(TestSeeds.For(model + " compiled loop")), why, _out);
+    }
+
+    [Fact]
+    public void One_build_runs_any_depth()
+    {
+        foreach (int layers in new[] { 1, 2, 5 })
+        {
+            var hypers = new Dictionary<string, double> { ["features"] = 2, ["dim"] = 4, ["hidden"] = 6, ["classes"] = 3, ["layers"] = layers };
+            CompiledCheck.Run(Compiled.Value, Source, "L.Looped", new Random(TestSeeds.For("depth " + layers)), $"L.Looped with {layers} layers", _out, null, null, hypers);
+        }
+    }
+
     [Fact]
     public void A_for_loop_over_a_hyperparameter_is_a_region_and_recompute_saves_only_the_carried_value()
     {

@@ -117,7 +117,10 @@ internal static class MemoryPlanner
                 foreach (var p in projections.TryGetValue(n.Id, out var ps) ? ps : new List<Node>())
                 {
                     var result = body[body.Outputs[p.A<LoopOutAttr>().Index].Node];
-                    bool direct = body.Plan!.Placements.TryGetValue(result.Id, out var rp) && rp.Buffer == BufferKind.LoopOut && rp.Param == p.A<LoopOutAttr>().Index;
+                    // Only a stacked result is written in place by the body's kernels (a carried one is copied out at the end),
+                    // so only it can accumulate straight into the gradient slab.
+                    int index = p.A<LoopOutAttr>().Index;
+                    bool direct = index >= n.A<LoopAttr>().Carried && body.Plan!.Placements.TryGetValue(result.Id, out var rp) && rp.Buffer == BufferKind.LoopOut && rp.Param == index;
                     if (gradOf.TryGetValue(p.Id, out var pg) && pg.Count == 1 && users[p.Id].Count == 0 && direct && OpRegistry.Of(result.Op).CanAccumulate && !g.IsLow(p.Id))
                     {
                         placements[p.Id] = new Placement(BufferKind.Grads, Sym.Zero, Param: pg[0].Param);
