@@ -42,8 +42,16 @@ public class GradientCheckTests
         foreach (var (name, make) in GradCases.All)
         {
             var c = make(new Random(TestSeeds.For(name)));
-            foreach (var n in c.Forward.Nodes) seen.Add(n.Op);
-            foreach (var n in Autodiff.Run(c.Forward).Nodes) seen.Add(n.Op);
+            void See(Graph g)
+            {
+                foreach (var n in g.Nodes)
+                {
+                    seen.Add(n.Op);
+                    if (n.Attr is LoopAttr loop) See(loop.Body);
+                }
+            }
+            See(c.Forward);
+            See(Autodiff.Run(c.Forward));
         }
         var missing = Enum.GetValues(typeof(Op)).Cast<Op>().Where(o => !seen.Contains(o)).ToList();
         Assert.True(missing.Count == 0, "ops no gradient case exercises: " + string.Join(", ", missing));
@@ -410,6 +418,13 @@ internal static class GradCases
         {
             var typeName = type;
             cases.Add(name, r => CompositeModels.Case(CompositeModels.Source, typeName, r));
+        }
+
+        // ── loop regions: repeated blocks, a for loop over a hyperparameter (recomputed), two carried values, an unrolled loop ──
+        foreach (var type in new[] { "L.Looped", "L.IndexedFor", "L.TwoStreams", "L.UsesIndex" })
+        {
+            var typeName = type;
+            cases.Add("Loop_" + type.Substring(2), r => CompositeModels.Case(LoopTests.Source, typeName, r));
         }
 
         // ── every differentiable Ops function of tensors only, through a generated model (no case to write by hand) ──

@@ -177,31 +177,12 @@ public class LoopTests
 
     private static int Index(Graph g, string name) => g.Parameters.Select((p, i) => (p, i)).Single(x => x.p.Name == name).i;
 
-    [Theory]
-    [InlineData("L.Looped")]
-    [InlineData("L.IndexedFor")]
-    [InlineData("L.TwoStreams")]
-    [InlineData("L.UsesIndex")]
-    public void Loop_gradients_match_finite_differences(string model)
-    {
-        var why = $"{model}: {TestSeeds.Describe(model + " loop")}";
-        _out.WriteLine(why);
-        GradientCheckTests.CheckGradients(CompositeModels.Case(Source, model, new Random(TestSeeds.For(model + " loop"))), why);
-    }
+    // Their gradients against finite differences: the Loop_* cases of GradientCheckTests.
 
     private static readonly Lazy<System.Reflection.Assembly> Compiled = new(() => GeneratorHarness.Build(Source));
 
-    [Theory]
-    [InlineData("L.Looped")]
-    [InlineData("L.IndexedFor")]
-    [InlineData("L.TwoStreams")]
-    [InlineData("L.UsesIndex")]
-    public void Compiled_loop_program_matches_the_reference(string model)
-    {
-        var why = $"{model}: {TestSeeds.Describe(model + " compiled loop")}";
-        _out.WriteLine(why);
-        CompiledCheck.Run(Compiled.Value, Source, model, new Random(TestSeeds.For(model + " compiled loop")), why, _out);
-    }
+    // The compiled CPU and CUDA (emulated) programs of looped models: C.ResNet, C.LoopedBlocks and C.TwoCarried in
+    // CompiledVsReferenceTests and CudaProgramTests.
 
     [Fact]
     public void One_build_runs_any_depth()
