@@ -38,3 +38,12 @@ public sealed class ShapeAttribute : Attribute
     /// <summary>The dimension names, outermost first.</summary>
     public string[] Dims { get; }
 }
+
+/// <summary>
+/// Activation checkpointing for repeated blocks: on a <c>[Module]</c> class, or on a field holding
+/// <c>Module.Repeat(...)</c>, the backward pass recomputes each block's forward from the block's input instead of
+/// keeping its activations. Memory for activations drops from every intermediate of every block to one input per
+/// block, for about one more forward pass of compute.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Field, Inherited = false)]
+public sealed class RecomputeAttribute : Attribute { }

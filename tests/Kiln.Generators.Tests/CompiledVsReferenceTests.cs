@@ -107,10 +107,11 @@ internal static class CompiledCheck
             var what = $"{why} [B={b}, T={t}]";
             var (run, batch) = Prepare(spec, train, predict, program, rng, b, t, inputs, hypers);
             var ctx = new StepContext((ulong)rng.Next(1, int.MaxValue), step, rng.Next(3));
-            run.Masks = (site, p, shape) =>
+            run.Masks = (site, layer, p, shape) =>
             {
+                // In a loop body, iteration l draws elements [l·n, (l + 1)·n) of the site's stream.
                 var mask = new float[ReferenceInterpreter.Numel(shape)];
-                DropoutKernels.FillMask(mask, (float)p, ctx.Seed, DropoutKernels.Stream(ctx.Step, ctx.MicroStep, site));
+                DropoutKernels.FillMask(mask, (float)p, ctx.Seed, DropoutKernels.Stream(ctx.Step, ctx.MicroStep, site), (ulong)(layer * mask.Length));
                 return mask.Select(v => (double)v).ToArray();
             };
 
@@ -236,7 +237,7 @@ internal static class HandWritten
     public static readonly string[] Types =
     {
         "C.Mlp", "C.ResNet", "C.TinyAttention", "C.Masked", "C.Regression", "C.SeqPool", "C.Mixer", "C.TokenTagger",
-        "C.TiedEmbedding", "C.Broadcasts", "C.Wide", "C.Positions", "C.VectorNoForward", "C.Twins",
+        "C.TiedEmbedding", "C.Broadcasts", "C.Wide", "C.Positions", "C.VectorNoForward", "C.Twins", "C.LoopedBlocks", "C.TwoCarried",
     };
 
     /// <summary>Hyperparameters other than the defaults the programs were generated with (sizes are symbols in the program).</summary>
@@ -248,7 +249,9 @@ internal static class HandWritten
         ["C.TokenTagger"] = new() { ["vocab"] = 4, ["dim"] = 6, ["tags"] = 5, ["eps"] = 0.05 },
         ["C.Positions"] = new() { ["maxLen"] = 5, ["p"] = 0.6, ["dim"] = 3 },
         ["C.Regression"] = new() { ["din"] = 3, ["dim"] = 8 },
-        ["C.ResNet"] = new() { ["features"] = 2, ["dim"] = 9, ["hidden"] = 4, ["classes"] = 6 },
+        ["C.ResNet"] = new() { ["features"] = 2, ["dim"] = 9, ["hidden"] = 4, ["classes"] = 6, ["depth"] = 5 },
+        ["C.LoopedBlocks"] = new() { ["vocab"] = 5, ["dim"] = 8, ["hidden"] = 6, ["layers"] = 1 },
+        ["C.TwoCarried"] = new() { ["din"] = 2, ["dim"] = 4, ["steps"] = 6 },
     };
 
     /// <summary>C.Wide runs on tensors of ≥ 2^15 elements so the kernels take their multi-threaded paths.</summary>
@@ -515,6 +518,61 @@ internal static class HandWritten
                 return head.Forward(Ops.MatMul(att, mixed) + Ops.Concat(2, Ops.Slice(h, 2, 1, dim), Ops.Slice(h, 2, 0, 1)));
             }
             [Loss] public Tensor Loss([Shape("B", "T", "din")] Tensor x, [Shape("B", "T")] Tensor<int> y) => Ops.CrossEntropy(Forward(x), y);
+        }
+
+        /// <summary>Repeated blocks with dropout and a declared gain: a loop region whose masks differ per layer.</summary>
+        [Module]
+        public partial class DropBlock(int dim, int hidden)
+        {
+            LayerNorm norm = new(dim);
+            Linear up = new(dim, hidden), down = new(hidden, dim);
+            Tensor gain = Parameter.Ones(dim);
+            Dropout drop = new(0.3f);
+            public Tensor Forward(Tensor x) => x + drop.Forward(down.Forward(Ops.Gelu(up.Forward(norm.Forward(x))))) * gain;
+        }
+
+        [Model]
+        public partial class LoopedBlocks(int vocab = 7, int dim = 8, int hidden = 12, int layers = 3)
+        {
+            Embedding emb = new(vocab, dim);
+            DropBlock[] blocks = Module.Repeat(layers, _ => new DropBlock(dim, hidden));
+            LayerNorm final = new(dim);
+            public Tensor Forward([Shape("B", "T")] Tensor<int> tokens)
+            {
+                var h = emb.Forward(tokens);
+                foreach (var b in blocks) h = b.Forward(h);
+                return Ops.MatMul(final.Forward(h), emb.Weight.T);
+            }
+            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> tokens, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(tokens), targets);
+        }
+
+        /// <summary>A for loop over a hyperparameter picking recomputed blocks, with two carried values and a captured parameter.</summary>
+        [Module, Recompute]
+        public partial class Mix(int dim)
+        {
+            Linear a = new(dim, dim), b = new(dim, dim, false);
+            public Tensor Forward(Tensor x, Tensor y) => Ops.Tanh(a.Forward(x) + b.Forward(y));
+        }
+
+        [Model]
+        public partial class TwoCarried(int din = 3, int dim = 6, int steps = 3)
+        {
+            Linear inp = new(din, dim);
+            Mix[] mix = Module.Repeat(steps, _ => new Mix(dim));
+            Tensor shared = Parameter.Normal(0.5f, dim);
+            public Tensor Forward([Shape("B", "din")] Tensor x)
+            {
+                var u = inp.Forward(x);
+                var v = Ops.Sigmoid(u);
+                for (int i = 0; i < steps; i++)
+                {
+                    var next = mix[i].Forward(u, v) + v * shared;
+                    v = u;
+                    u = next;
+                }
+                return u - v;
+            }
+            [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dim")] Tensor t) => Ops.MseLoss(Forward(x), t);
         }
         """;
 }

@@ -59,20 +59,22 @@ public class CudaEmitterTests
         Assert.DoesNotContain("#include", cuda, StringComparison.Ordinal);
         var kernels = Regex.Matches(cuda, @"extern ""C"" __global__ void (\w+)\(").Select(x => x.Groups[1].Value).ToList();
         Assert.Equal(kernels.Count, kernels.Distinct().Count());
-        foreach (var (g, kind) in Programs(compiled))
+        void Check(Graph g, string prefix)
         {
             foreach (var gr in g.Groups!)
             {
                 var root = g[gr.Root];
-                // Dropout masks run the runtime's kiln_rt_dropout_mask kernel.
-                bool wantsKernel = gr.Kind is not (GroupKind.Const or GroupKind.Alias or GroupKind.MatMul) && root.Op != Op.DropoutMask;
-                var prefix = $"{compiled.Spec.Name}_{kind}_k{gr.Id}_";
-                int count = kernels.Count(k => k.StartsWith(prefix, StringComparison.Ordinal));
-                Assert.True(count == (wantsKernel ? 1 : 0), $"{model} {kind} group k{gr.Id} ({gr.Kind}, {root.Op}) has {count} kernels");
+                // Dropout masks run the runtime's kiln_rt_dropout_mask kernel; a loop runs its body's kernels.
+                bool wantsKernel = gr.Kind is not (GroupKind.Const or GroupKind.Alias or GroupKind.MatMul or GroupKind.Loop) && root.Op != Op.DropoutMask;
+                int count = kernels.Count(k => k.StartsWith($"{prefix}_k{gr.Id}_", StringComparison.Ordinal));
+                Assert.True(count == (wantsKernel ? 1 : 0), $"{model} {prefix} group k{gr.Id} ({gr.Kind}, {root.Op}) has {count} kernels");
                 if (gr.Kind == GroupKind.MatMul)
                     Assert.Contains($"// GEMM (cuBLASLt, no emitted kernel): %{root.Id} ", cuda, StringComparison.Ordinal);
+                // A body's kernels are emitted once, whatever the loop's count.
+                if (root.Attr is LoopAttr loop) Check(loop.Body, $"{prefix}_L{root.Id}");
             }
         }
+        foreach (var (g, kind) in Programs(compiled)) Check(g, $"{compiled.Spec.Name}_{kind}");
     }
 
     [NvrtcTheory]

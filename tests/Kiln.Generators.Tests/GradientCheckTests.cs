@@ -42,8 +42,16 @@ public class GradientCheckTests
         foreach (var (name, make) in GradCases.All)
         {
             var c = make(new Random(TestSeeds.For(name)));
-            foreach (var n in c.Forward.Nodes) seen.Add(n.Op);
-            foreach (var n in Autodiff.Run(c.Forward).Nodes) seen.Add(n.Op);
+            void See(Graph g)
+            {
+                foreach (var n in g.Nodes)
+                {
+                    seen.Add(n.Op);
+                    if (n.Attr is LoopAttr loop) See(loop.Body);
+                }
+            }
+            See(c.Forward);
+            See(Autodiff.Run(c.Forward));
         }
         var missing = Enum.GetValues(typeof(Op)).Cast<Op>().Where(o => !seen.Contains(o)).ToList();
         Assert.True(missing.Count == 0, "ops no gradient case exercises: " + string.Join(", ", missing));
@@ -412,6 +420,13 @@ internal static class GradCases
             cases.Add(name, r => CompositeModels.Case(CompositeModels.Source, typeName, r));
         }
 
+        // ── loop regions: repeated blocks, a for loop over a hyperparameter (recomputed), two carried values, an unrolled loop ──
+        foreach (var type in new[] { "L.Looped", "L.IndexedFor", "L.TwoStreams", "L.UsesIndex" })
+        {
+            var typeName = type;
+            cases.Add("Loop_" + type.Substring(2), r => CompositeModels.Case(LoopTests.Source, typeName, r));
+        }
+
         // ── every differentiable Ops function of tensors only, through a generated model (no case to write by hand) ──
         foreach (var fn in DslGradientModels.Functions)
         {
@@ -560,14 +575,14 @@ internal static class CompositeModels
         ModelGraphs.RandomInputs(fwd, run, rng, name => name == "T" ? 4 : 3);
         run.Params = ModelGraphs.RandomParams(fwd, run, rng);
         // Fixed masks: each element dropped (0) or kept (1/(1−p)) at random, the same in every evaluation.
-        var masks = new Dictionary<int, double[]>();
+        var masks = new Dictionary<(int, long), double[]>();
         var maskRng = new Random(rng.Next());
-        run.Masks = (site, p, shape) =>
+        run.Masks = (site, layer, p, shape) =>
         {
             lock (masks)
             {
-                if (!masks.TryGetValue(site, out var m))
-                    masks[site] = m = Enumerable.Range(0, checked((int)ReferenceInterpreter.Numel(shape))).Select(_ => maskRng.NextDouble() < p ? 0.0 : 1.0 / (1.0 - p)).ToArray();
+                if (!masks.TryGetValue((site, layer), out var m))
+                    masks[(site, layer)] = m = Enumerable.Range(0, checked((int)ReferenceInterpreter.Numel(shape))).Select(_ => maskRng.NextDouble() < p ? 0.0 : 1.0 / (1.0 - p)).ToArray();
                 return m;
             }
         };
@@ -697,7 +712,7 @@ public class ReferenceInterpreterTests
         var t = new TinyGraph(new Random(1));
         var m = t.G.Add(Op.DropoutMask, Array.Empty<int>(), new DropoutAttr(3, Scalar.Const(0.5)), D(2, 2));
         var c = t.Finish(m);
-        c.Run.Masks = (site, p, shape) => { Assert.Equal(3, site); Assert.Equal(0.5, p); return new double[] { 2, 0, 0, 2 }; };
+        c.Run.Masks = (site, layer, p, shape) => { Assert.Equal(3, site); Assert.Equal(0, layer); Assert.Equal(0.5, p); return new double[] { 2, 0, 0, 2 }; };
         Assert.Equal(new double[] { 2, 0, 0, 2 }, ReferenceInterpreter.Run(c.Forward, c.Run).Values[m].Floats);
         c.Run.Training = false;
         Assert.Equal(new double[] { 1, 1, 1, 1 }, ReferenceInterpreter.Run(c.Forward, c.Run).Values[m].Floats);

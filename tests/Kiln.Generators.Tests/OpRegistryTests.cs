@@ -117,7 +117,7 @@ public class OpRegistryTests
 internal static class RegistryChecks
 {
     /// <summary>The ops that need no kernel on any backend (aliases of storage that already exists).</summary>
-    private static readonly Op[] WithoutKernel = { Op.Input, Op.Param, Op.Reshape };
+    private static readonly Op[] WithoutKernel = { Op.Input, Op.Param, Op.Reshape, Op.LoopArg, Op.LoopOut };
 
     public static List<string> Problems(OpDef def)
     {
@@ -142,6 +142,9 @@ internal static class RegistryChecks
                 break;
             case GemmLowering:
                 if (def.Kind != OpKind.MatMul) p.Add("a GEMM lowering on an op that is not a matmul");
+                break;
+            case RegionLowering:
+                if (def.Kind != OpKind.Region) p.Add("a region lowering on an op that is not a region");
                 break;
             case NoKernel:
                 if (!WithoutKernel.Contains(def.Op)) p.Add("no kernel on any backend, but it is not an input, parameter or reshape");

@@ -53,9 +53,40 @@ public class ProgramBehaviourTests
     }
 
     [Fact]
+    public void A_repeat_count_other_than_its_default_runs_from_the_same_build()
+    {
+        // Module.Repeat over same-shaped blocks is a loop region: the count is bound when the model is constructed.
+        foreach (int layers in new[] { 1, 3, 7 })
+        {
+            var program = GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads", 8, 2, layers);
+            Assert.Equal(8 * 8 + 8 + layers * (8 * 8 + 8), program.Params.Length);
+            program.InitParameters(3);
+            var loss = program.EvalLoss(new Batch(("x", TensorData.Float(Enumerable.Range(0, 2 * 3 * 8).Select(i => (float)Math.Sin(i)).ToArray(), 2, 3, 8))));
+            Assert.True(float.IsFinite(loss) && loss > 0, $"layers {layers}: loss {loss}");
+        }
+    }
+
+    private const string Alternating = """
+        using Kiln;
+        namespace H;
+        [Model]
+        public partial class Alternating(int dim = 8, int layers = 2)
+        {
+            Linear[] blocks = Module.Repeat(layers, i => new Linear(dim, dim, i % 2 == 0));
+            [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x)
+            {
+                foreach (var l in blocks) x = Ops.Tanh(l.Forward(x));
+                return Ops.Mean(Ops.Square(x));
+            }
+        }
+        """;
+
+    [Fact]
     public void A_structural_hyperparameter_other_than_its_default_is_rejected_with_the_fix()
     {
-        var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(HeadsAssembly.Value, "H.Heads", 8, 2, 3)));
+        // Blocks that differ by index are unrolled at the default count; another count is refused at construction.
+        var asm = GeneratorHarness.Build(Alternating);
+        var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(asm, "H.Alternating", 8, 3)));
         Assert.IsType<ArgumentException>(e);
         Assert.Contains("layers", e.Message);
         Assert.Contains("compiled as 2", e.Message);

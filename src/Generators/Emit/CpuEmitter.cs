@@ -20,35 +20,78 @@ internal sealed class CpuEmitter
     private readonly string _prefix;
     private readonly CodeWriter _kernels;
     private readonly Dictionary<int, FusionGroup> _groupOfRoot;
+    /// <summary>For a loop body: the enclosing graph's emitter and the loop node (null for a program).</summary>
+    private readonly CpuEmitter? _outer;
+    private readonly Node? _loop;
+    /// <summary>The prefix of this graph's offset locals (<c>o</c>, or <c>l{loop}o</c> in a body).</summary>
+    private readonly string _o;
 
-    public CpuEmitter(Graph g, SymbolNames names, string prefix, CodeWriter kernels)
+    public CpuEmitter(Graph g, SymbolNames names, string prefix, CodeWriter kernels) : this(g, names, prefix, kernels, null, null) { }
+
+    private CpuEmitter(Graph g, SymbolNames names, string prefix, CodeWriter kernels, CpuEmitter? outer, Node? loop)
     {
-        _g = g; _names = names; _prefix = prefix; _kernels = kernels;
+        _g = g; _names = names; _prefix = prefix; _kernels = kernels; _outer = outer; _loop = loop;
+        _o = loop is null ? "o" : L(loop) + "o";
         _groupOfRoot = g.Groups!.ToDictionary(x => x.Root);
         _usesLowParams = g.Plan!.Placements.Values.Any(p => p.Buffer == BufferKind.LowParams);
     }
 
     private readonly bool _usesLowParams;
 
+    /// <summary>The prefix of a loop's locals.</summary>
+    private static string L(Node loop) => "l" + loop.Id.ToString(CultureInfo.InvariantCulture);
+
     /// <summary>Whether the tensor is stored in the low-precision arena (so a CPU store rounds it).</summary>
-    private bool IsLowStore(int id) => P(id).Buffer == BufferKind.LowArena;
+    private bool IsLowStore(int id) => Storage(id).Buffer == BufferKind.LowArena;
 
     private Placement P(int id) => _g.Plan!.Placements[id];
 
     private (string Array, string Offset) Buf(int id)
     {
+        var (a, o, _) = Storage(id);
+        return (a, o);
+    }
+
+    /// <summary>The array and element offset holding node <paramref name="id"/>, and the buffer it is really in (a body's loop input or result resolved).</summary>
+    private (string Array, string Offset, BufferKind Buffer) Storage(int id)
+    {
         var p = P(id);
         return p.Buffer switch
         {
-            BufferKind.Arena => ("A", "o" + id),
-            BufferKind.LowArena => ("LA", "o" + id),
-            BufferKind.IntArena => ("IA", "o" + id),
-            BufferKind.Params => ("P", "_po[" + p.Param + "]"),
-            BufferKind.LowParams => ("LP", "_po[" + p.Param + "]"),
-            BufferKind.Grads => ("G", "_po[" + p.Param + "]"),
-            BufferKind.Input => ("in_" + p.InputName, "0L"),
+            BufferKind.Arena => ("A", _o + id, p.Buffer),
+            BufferKind.LowArena => ("LA", _o + id, p.Buffer),
+            BufferKind.IntArena => ("IA", _o + id, p.Buffer),
+            BufferKind.Params => ("P", "_po[" + p.Param + "]", p.Buffer),
+            BufferKind.LowParams => ("LP", "_po[" + p.Param + "]", p.Buffer),
+            BufferKind.Grads => ("G", "_po[" + p.Param + "]", p.Buffer),
+            BufferKind.Input => ("in_" + p.InputName, "0L", p.Buffer),
+            BufferKind.LoopIn => LoopInput(p.Param),
+            BufferKind.LoopOut => LoopResult(p.Param),
             _ => throw new InvalidOperationException($"%{id} has no storage"),
         };
+    }
+
+    private static string ArrayOf(BufferKind b) => b switch { BufferKind.Arena => "A", BufferKind.LowArena => "LA", _ => "IA" };
+
+    /// <summary>In a body: loop input <paramref name="i"/> this iteration (the carried value's read buffer; a stacked input's slice).</summary>
+    private (string, string, BufferKind) LoopInput(int i)
+    {
+        var loop = _loop!.A<LoopAttr>();
+        if (i < loop.Carried) return (ArrayOf(_g.Plan!.Carried[i].Buffer), L(_loop) + "cr" + i, _g.Plan.Carried[i].Buffer);
+        var outer = _outer!.Storage(_loop.Inputs[i]);
+        if (i < loop.Carried + loop.Captured) return outer;
+        var arg = _g.Nodes.First(n => n.Op == Op.LoopArg && n.A<LoopArgAttr>().Index == i);
+        return (outer.Array, $"{outer.Offset} + {L(_loop)}l * {N(arg.Shape)}", outer.Buffer);
+    }
+
+    /// <summary>In a body: loop result <paramref name="i"/> (the carried value's write buffer; this iteration's slice of a stacked result).</summary>
+    private (string, string, BufferKind) LoopResult(int i)
+    {
+        var loop = _loop!.A<LoopAttr>();
+        if (i < loop.Carried) return (ArrayOf(_g.Plan!.Carried[i].Buffer), L(_loop) + "cw" + i, _g.Plan.Carried[i].Buffer);
+        var projection = _outer!._g.Nodes.First(n => n.Op == Op.LoopOut && n.Inputs[0] == _loop.Id && n.A<LoopOutAttr>().Index == i);
+        var outer = _outer.Storage(projection.Id);
+        return (outer.Array, $"{outer.Offset} + {L(_loop)}l * {N(_g[_g.Outputs[i].Node].Shape)}", outer.Buffer);
     }
 
     private string S(Sym s) => _names.Sym(s);
@@ -71,7 +114,7 @@ internal sealed class CpuEmitter
             EmitGroup(w, gr);
     }
 
-    private bool Accumulate(int id) => P(id).Buffer == BufferKind.Grads;
+    private bool Accumulate(int id) => Storage(id).Buffer == BufferKind.Grads;
 
     private void Comment(CodeWriter w, FusionGroup gr)
     {
@@ -99,10 +142,63 @@ internal sealed class CpuEmitter
                 EmitMatMul(w, new GemmPlan(_g, n), Accumulate(n.Id) ? "true" : "false");
                 if (IsLowStore(n.Id)) { var (oa, oo) = Buf(n.Id); w.Line($"{K}.RoundLow({oa}, {oo}, {N(n.Shape)}, R);"); }
                 return;
-            case KernelLowering k: k.Cpu(new CpuKernelContext(w, _g, n, Buf, _names, Accumulate(n.Id))); return;
+            case KernelLowering k: k.Cpu(new CpuKernelContext(w, _g, n, Buf, _names, Accumulate(n.Id), _loop is null ? null : L(_loop) + "l")); return;
+            case RegionLowering: EmitLoop(w, n); return;
             case var other: throw new InvalidOperationException($"no CPU lowering for {n.Op} ({other})");
         }
     }
+
+    /// <summary>
+    /// A loop: its scratch offsets and carried buffers, the carried values copied in, then per iteration the body's
+    /// kernels (with the iteration's slices of stacked inputs and results) and copies of results not written in place,
+    /// then the final carried values copied out.
+    /// </summary>
+    private void EmitLoop(CodeWriter w, Node n)
+    {
+        var loop = n.A<LoopAttr>();
+        var body = loop.Body;
+        var bp = body.Plan!;
+        var scratch = _g.Plan!.Loops[n.Id];
+        var l = L(n);
+        string Base(BufferKind b) => b switch { BufferKind.Arena => l + "f", BufferKind.LowArena => l + "h", _ => l + "i" };
+        w.Line("{").Indent();
+        w.Line($"long {l}n = {S(loop.Count)};");
+        w.Line($"long {l}f = {S(scratch.Float)}, {l}h = {S(scratch.Low)}, {l}i = {S(scratch.Int)};");
+        w.Line($"_ = {l}f; _ = {l}h; _ = {l}i;");
+        foreach (var kv in bp.Placements.Where(kv => kv.Value.Buffer is BufferKind.Arena or BufferKind.LowArena or BufferKind.IntArena).OrderBy(kv => kv.Key))
+            w.Line($"long {l}o{kv.Key} = {Base(kv.Value.Buffer)} + {S(kv.Value.Offset)};");
+        for (int c = 0; c < bp.Carried.Count; c++)
+        {
+            var cb = bp.Carried[c];
+            w.Line($"long {l}c{c}a = {Base(cb.Buffer)} + {S(cb.Ping)}, {l}c{c}b = {Base(cb.Buffer)} + {S(cb.Pong)};");
+            var (ia, io, _) = Storage(n.Inputs[c]);
+            Copy(w, (ia, io), (ArrayOf(cb.Buffer), $"{l}c{c}a"), Shapes.Numel(_g[n.Inputs[c]].Shape));
+        }
+        var inner = new CpuEmitter(body, _names, _prefix + "L" + n.Id.ToString(CultureInfo.InvariantCulture), _kernels, this, n);
+        w.Open($"for (long {l}t = 0; {l}t < {l}n; {l}t++)");
+        w.Line($"long {l}l = {(loop.Reverse ? $"{l}n - 1 - {l}t" : $"{l}t")};");
+        for (int c = 0; c < bp.Carried.Count; c++)
+            w.Line($"long {l}cr{c} = ({l}t & 1) == 0 ? {l}c{c}a : {l}c{c}b, {l}cw{c} = ({l}t & 1) == 0 ? {l}c{c}b : {l}c{c}a;");
+        foreach (var gr in body.Groups!) inner.EmitGroup(w, gr);
+        for (int i = 0; i < body.Outputs.Count; i++)
+        {
+            var node = body.Outputs[i].Node;
+            if (bp.Placements[node] is { Buffer: BufferKind.LoopOut } pl && pl.Param == i) continue;
+            var target = inner.LoopResult(i);
+            if (bp.Placements[node].Buffer == BufferKind.Fused)
+                w.Line($"{K}.Fill({target.Item1}, {target.Item2}, {N(body[node].Shape)}, {_names.Scalar(body[node].A<ScalarAttr>().Value)});");
+            else Copy(w, inner.Buf(node), (target.Item1, target.Item2), Shapes.Numel(body[node].Shape));
+        }
+        w.Close();
+        for (int c = 0; c < bp.Carried.Count; c++)
+            foreach (var p in _g.Nodes.Where(x => x.Op == Op.LoopOut && x.Inputs[0] == n.Id && x.A<LoopOutAttr>().Index == c))
+                if (_g.Plan.Placements.ContainsKey(p.Id))
+                    Copy(w, (ArrayOf(bp.Carried[c].Buffer), $"(({l}n & 1) == 0 ? {l}c{c}a : {l}c{c}b)"), Buf(p.Id), Shapes.Numel(p.Shape));
+        w.Close();
+    }
+
+    private void Copy(CodeWriter w, (string Array, string Offset) from, (string Array, string Offset) to, Sym count) =>
+        w.Line($"global::System.Array.Copy({from.Array}, (int)({from.Offset}), {to.Array}, (int)({to.Offset}), (int)({S(count)}));");
 
     private void EmitMatMul(CodeWriter w, GemmPlan p, string acc)
     {

@@ -19,8 +19,11 @@ internal sealed class CpuKernelContext
     private readonly System.Func<int, (string Array, string Offset)> _buf;
     private readonly SymbolNames _names;
 
-    public CpuKernelContext(CodeWriter w, Graph g, Node node, System.Func<int, (string, string)> buf, SymbolNames names, bool accumulate)
-    { _w = w; _g = g; Node = node; _buf = buf; _names = names; Accumulates = accumulate; }
+    public CpuKernelContext(CodeWriter w, Graph g, Node node, System.Func<int, (string, string)> buf, SymbolNames names, bool accumulate, string? layer = null)
+    { _w = w; _g = g; Node = node; _buf = buf; _names = names; Accumulates = accumulate; Layer = layer; }
+
+    /// <summary>Inside a loop body: the C# expression of the iteration index (null outside loops).</summary>
+    public string? Layer { get; }
 
     public Node Node { get; }
     /// <summary>The node's first input.</summary>

@@ -29,12 +29,19 @@ internal sealed class CudaEmitter
     private readonly int _backwardFrom;
     private readonly StringBuilder _sb;
     private readonly Dictionary<int, CudaLaunch> _launches = new();
+    /// <summary>The launches of each loop's body kernels, by loop node id.</summary>
+    private readonly Dictionary<int, Dictionary<int, CudaLaunch>> _loopLaunches = new();
+    /// <summary>For a loop body: the enclosing graph's emitter, the loop node and whether it runs in the backward pass.</summary>
+    private readonly CudaEmitter? _outer;
+    private readonly Node? _loop;
+    private readonly bool _backward;
     private string? _inject;
     private int _line;
 
-    private CudaEmitter(Graph g, string prefix, string fileName, SymbolNames names, StringBuilder sb, int line, string? inject)
+    private CudaEmitter(Graph g, string prefix, string fileName, SymbolNames names, StringBuilder sb, int line, string? inject, CudaEmitter? outer = null, Node? loop = null, bool backward = false)
     {
         _g = g; _prefix = prefix; _fileName = fileName; _names = names; _sb = sb; _line = line; _inject = inject;
+        _outer = outer; _loop = loop; _backward = backward;
         _groupOfRoot = g.Groups!.ToDictionary(x => x.Root);
         // Autodiff appends the backward pass after the loss: everything after it is backward or update.
         _backwardFrom = int.MaxValue;
@@ -66,6 +73,7 @@ internal sealed class CudaEmitter
         int line = header.ToString().Count(c => c == '\n');
         string? inject = injectIntoUserCode;
         var launches = new Dictionary<string, Dictionary<int, CudaLaunch>>();
+        var loopLaunches = new Dictionary<string, Dictionary<int, Dictionary<int, CudaLaunch>>>();
         foreach (var p in model.Programs)
         {
             var e = new CudaEmitter(p.Graph, model.Spec.Name + "_" + p.Name, file, names, sb, line, inject);
@@ -74,9 +82,10 @@ internal sealed class CudaEmitter
             foreach (var gr in p.Graph.Groups!) e.EmitGroup(gr);
             line = e._line; inject = e._inject;
             launches[p.Name] = e._launches;
+            loopLaunches[p.Name] = e._loopLaunches;
         }
         sb.Append('\n').Append(CudaRuntimeKernels.Text.Replace("\r\n", "\n"));
-        return new CudaModule(sb.ToString(), file, launches);
+        return new CudaModule(sb.ToString(), file, launches, loopLaunches);
     }
 
     /// <summary>
@@ -126,9 +135,24 @@ internal sealed class CudaEmitter
 
     private Placement P(int id) => _g.Plan!.Placements[id];
 
-    internal bool Accumulate(int id) => _g.Plan!.Placements.TryGetValue(id, out var p) && p.Buffer == BufferKind.Grads;
+    /// <summary>The buffer node <paramref name="id"/> really lives in (a body's loop input or result resolved to the loop's storage).</summary>
+    private BufferKind Buffer(int id)
+    {
+        if (!_g.Plan!.Placements.TryGetValue(id, out var p)) return BufferKind.Fused;
+        if (p.Buffer is not (BufferKind.LoopIn or BufferKind.LoopOut)) return p.Buffer;
+        var loop = _loop!.A<LoopAttr>();
+        if (p.Param < loop.Carried) return _g.Plan.Carried[p.Param].Buffer;
+        if (p.Buffer == BufferKind.LoopIn) return _outer!.Buffer(_loop.Inputs[p.Param]);
+        var projection = _outer!._g.Nodes.First(n => n.Op == Op.LoopOut && n.Inputs[0] == _loop.Id && n.A<LoopOutAttr>().Index == p.Param);
+        return _outer.Buffer(projection.Id);
+    }
 
-    private bool IsLow(int id) => P(id).Buffer is BufferKind.LowArena or BufferKind.LowParams;
+    internal bool Accumulate(int id) => Buffer(id) == BufferKind.Grads;
+
+    private bool IsLow(int id) => Buffer(id) is BufferKind.LowArena or BufferKind.LowParams;
+
+    /// <summary>Inside a loop body: the host's expression of the iteration index (null outside loops).</summary>
+    internal string? Layer => _loop is null ? null : "l" + _loop.Id.ToString(CultureInfo.InvariantCulture) + "l";
 
     /// <summary>The C element type a node is stored as.</summary>
     internal string Ty(int id) => _g[id].DType == DType.I32 ? "int" : IsLow(id) ? "kiln_low" : "float";
@@ -145,7 +169,7 @@ internal sealed class CudaEmitter
     }
 
     internal string KernelName(FusionGroup gr, string what) =>
-        $"{_prefix}_k{gr.Id}_{what}_{(_g.IndexOf(gr.Root) >= _backwardFrom ? "bwd" : "fwd")}";
+        $"{_prefix}_k{gr.Id}_{what}_{(_loop is not null ? (_backward ? "bwd" : "fwd") : _g.IndexOf(gr.Root) >= _backwardFrom ? "bwd" : "fwd")}";
 
     private static string Trim(string s)
     {
@@ -207,6 +231,7 @@ internal sealed class CudaEmitter
             case ElementwiseLowering: EmitElementwise(gr); return;
             case GemmLowering: EmitMatMulComment(n); return;
             case KernelLowering k: k.Cuda(new CudaKernelContext(this, gr, n)); return;
+            case RegionLowering: EmitLoopBody(n); return;
             case var other: throw new InvalidOperationException($"no CUDA lowering for {n.Op} ({other})");
         }
     }
@@ -254,6 +279,18 @@ internal sealed class CudaEmitter
             Line("        __syncthreads();");
             Line("    }");
         }, src);
+    }
+
+    /// <summary>A loop's body kernels, emitted once whatever the count (the host launches them per iteration).</summary>
+    private void EmitLoopBody(Node n)
+    {
+        var loop = n.A<LoopAttr>();
+        Line($"// loop %{n.Id} {loop.Label}: {loop.Count} iterations{(loop.Reverse ? ", reversed" : "")}; its body's kernels follow");
+        bool backward = _loop is null ? _g.IndexOf(n.Id) >= _backwardFrom : _backward;
+        var body = new CudaEmitter(loop.Body, _prefix + "_L" + n.Id.ToString(CultureInfo.InvariantCulture), _fileName, _names, _sb, _line, _inject, this, n, backward);
+        foreach (var gr in loop.Body.Groups!) body.EmitGroup(gr);
+        _line = body._line; _inject = body._inject;
+        _loopLaunches[n.Id] = body._launches;
     }
 
     // ───────────────────────────── fused elementwise kernels ─────────────────────────────

@@ -56,4 +56,10 @@ internal sealed class CudaKernelContext
     public bool Accumulate(int id) => _e.Accumulate(id);
     public Sym Numel(IEnumerable<Sym> dims) => Shapes.Numel(new List<Sym>(dims));
     public string Scalar(Ir.Scalar s) => _e.Names.Scalar(s);
+
+    /// <summary>A size as the host program's C# <c>long</c> expression (for launch arguments).</summary>
+    public string HostSize(Sym s) => _e.Names.Sym(s);
+
+    /// <summary>Inside a loop body: the host's expression of the iteration index (null outside loops).</summary>
+    public string? Layer => _e.Layer;
 }

@@ -41,8 +41,12 @@ internal sealed record CudaLaunch(string Kernel, CudaGrid Grid, Sym Work, IReadO
 /// <summary>The CUDA translation unit of a model and, per program, the launch of every group that has a kernel.</summary>
 internal sealed class CudaModule
 {
-    public CudaModule(string source, string fileName, IReadOnlyDictionary<string, Dictionary<int, CudaLaunch>> launches)
-    { Source = source; FileName = fileName; Launches = launches; }
+    public CudaModule(string source, string fileName, IReadOnlyDictionary<string, Dictionary<int, CudaLaunch>> launches,
+        IReadOnlyDictionary<string, Dictionary<int, Dictionary<int, CudaLaunch>>> loopLaunches)
+    { Source = source; FileName = fileName; Launches = launches; LoopLaunches = loopLaunches; }
+
+    /// <summary>Per program, per loop node: the launch of each group of the loop's body.</summary>
+    public IReadOnlyDictionary<string, Dictionary<int, Dictionary<int, CudaLaunch>>> LoopLaunches { get; }
 
     /// <summary>The CUDA C source (self-contained).</summary>
     public string Source { get; }

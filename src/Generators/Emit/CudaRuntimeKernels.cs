@@ -149,13 +149,20 @@ internal static class CudaRuntimeKernels
             KILN_FOR_ELEMENTS(i, n) g[i] += value;
         }
 
-        // Inverted dropout: 0 where Uniform(seed, stream, i) < p, else 1/(1 − p) (DropoutKernels.FillMask).
-        extern "C" __global__ void kiln_rt_dropout_mask(float* __restrict__ out, float p, unsigned long long seed, unsigned long long stream, long long n)
+        // A carried value that widens from the low type to fp32 as a loop starts.
+        extern "C" __global__ void kiln_rt_low_to_f32(float* __restrict__ out, const kiln_low* __restrict__ in, long long n)
+        {
+            KILN_FOR_ELEMENTS(i, n) out[i] = kiln_low_to_float(in[i]);
+        }
+
+        // Inverted dropout: 0 where Uniform(seed, stream, first + i) < p, else 1/(1 − p) (DropoutKernels.FillMask; in a loop
+        // body, iteration l starts at first = l·n, so each layer draws its own mask).
+        extern "C" __global__ void kiln_rt_dropout_mask(float* __restrict__ out, float p, unsigned long long seed, unsigned long long stream, unsigned long long first, long long n)
         {
             float keep = 1.0f / (1.0f - p);
             KILN_FOR_ELEMENTS(i, n)
             {
-                float u = (float)(kiln_philox_word(seed, stream, (unsigned long long)i) >> 8) * 5.9604644775390625e-8f;
+                float u = (float)(kiln_philox_word(seed, stream, first + (unsigned long long)i) >> 8) * 5.9604644775390625e-8f;
                 out[i] = u < p ? 0.0f : keep;
             }
         }

@@ -61,6 +61,25 @@ internal sealed class PrecisionMarks : IGraphAnalysis
         foreach (var o in g.Outputs)
             if (o.Role == OutputRole.ParamGrad && Low.Contains(o.Node))
                 fail(g[o.Node], $"it is the gradient of parameter #{o.Param}, which accumulates in fp32, but it is marked low precision");
+        // A loop's arguments and results are stored as its inputs and projections are (a carried value may widen a low input).
+        foreach (var n in g.Nodes.Where(x => x.Attr is LoopAttr))
+        {
+            var loop = n.A<LoopAttr>();
+            if (loop.Body.Find<PrecisionMarks>() is not { } inner) { fail(n, "its body has no precision marks"); continue; }
+            foreach (var arg in loop.Body.Nodes.Where(b => b.Op == Op.LoopArg))
+            {
+                int i = arg.A<LoopArgAttr>().Index;
+                bool argLow = inner.Low.Contains(arg.Id), inLow = Low.Contains(n.Inputs[i]);
+                if (argLow && !inLow || !argLow && inLow && i >= loop.Carried)
+                    fail(n, $"loop input #{i} is stored {(inLow ? "low" : "fp32")} but the body reads it as {(argLow ? "low" : "fp32")}");
+            }
+            foreach (var p in g.Nodes.Where(x => x.Op == Op.LoopOut && x.Inputs[0] == n.Id))
+            {
+                var result = loop.Body.Outputs[p.A<LoopOutAttr>().Index].Node;
+                if (inner.Low.Contains(result) != Low.Contains(p.Id))
+                    fail(p, $"it is stored {(Low.Contains(p.Id) ? "low" : "fp32")} but the loop body's result %{result} is {(inner.Low.Contains(result) ? "low" : "fp32")}");
+            }
+        }
     }
 }
 

@@ -101,3 +101,46 @@ internal sealed record GatherGradAttr(Sym Rows) : OpAttr
 {
     public override IEnumerable<string> PrintParts() => new[] { "rows=" + Rows };
 }
+
+/// <summary>
+/// A loop region (JAX's <c>scan</c>): the body graph runs <paramref name="Count"/> times, forward or in reverse. The
+/// loop's inputs are, in order, <paramref name="Carried"/> carried values (the body's next value replaces each after
+/// every iteration), <paramref name="Captured"/> captured values (the same every iteration) and
+/// <paramref name="Stacked"/> stacked values whose leading dimension is the count (iteration l sees slice l: the
+/// stacked parameters of repeated blocks, saved activations). The body's outputs (<see cref="OutputRole.Carried"/>,
+/// then <see cref="OutputRole.Stacked"/>) are read through <see cref="Op.LoopOut"/> projections: the final carried
+/// values, then each stacked result over all iterations. <paramref name="Recompute"/>: the backward loop recomputes
+/// the body's forward from the carried value instead of saving its activations (activation checkpointing).
+/// </summary>
+internal sealed record LoopAttr(string Label, Sym Count, Graph Body, int Carried, int Captured, int Stacked, bool Reverse = false, bool Recompute = false) : OpAttr
+{
+    public int Inputs => Carried + Captured + Stacked;
+
+    /// <summary>The body's carried results, then its stacked results (one node each).</summary>
+    public IReadOnlyList<int> Results => Body.Outputs.Select(o => o.Node).ToList();
+
+    public int StackedResults => Body.Outputs.Count - Carried;
+
+    public override IEnumerable<string> PrintParts()
+    {
+        yield return Label;
+        yield return "count=" + Count;
+        yield return $"carried={I(Carried)}";
+        yield return $"captured={I(Captured)}";
+        yield return $"stacked={I(Stacked)}";
+        if (Reverse) yield return "reverse";
+        if (Recompute) yield return "recompute";
+    }
+}
+
+/// <summary>Which loop input a body argument is (see <see cref="LoopAttr"/> for the order) and its element type.</summary>
+internal sealed record LoopArgAttr(int Index, DType DType) : OpAttr
+{
+    public override IEnumerable<string> PrintParts() => new[] { "#" + I(Index) };
+}
+
+/// <summary>Which loop result a projection reads: a carried value (index &lt; Carried) or a stacked result.</summary>
+internal sealed record LoopOutAttr(int Index) : OpAttr
+{
+    public override IEnumerable<string> PrintParts() => new[] { "#" + I(Index) };
+}

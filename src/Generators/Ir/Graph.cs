@@ -5,7 +5,13 @@ using System.Linq;
 namespace Kiln.Generators.Ir;
 
 /// <summary>Element types of IR tensors.</summary>
-internal enum DType { F32, I32 }
+internal enum DType
+{
+    F32,
+    I32,
+    /// <summary>The value of a node that is not a tensor (a loop, whose results are its <see cref="Op.LoopOut"/> projections).</summary>
+    Token,
+}
 
 /// <summary>
 /// Every IR operation, grouped by category. Per-op facts (shape rule, gradient rule, precision policy,
@@ -61,6 +67,11 @@ internal enum Op
 
     // ── Precision ──
     Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
+
+    // ── Regions ──
+    Loop,         // runs a body graph Count times over carried, captured and stacked inputs (LoopAttr); a token
+    LoopArg,      // inside a body: the value of one loop input this iteration (LoopArgAttr)
+    LoopOut,      // outside: a loop's final carried value or its stacked per-iteration results (LoopOutAttr)
 }
 
 /// <summary>Where a node came from in the user's C#: file, 1-based line and the expression text.</summary>
@@ -119,10 +130,26 @@ internal sealed record Constraint(ConstraintKind Kind, Sym A, Sym B, string Mess
 internal enum ConstraintKind { Equal, Divisible }
 
 /// <summary>What the graph computes.</summary>
-internal enum GraphKind { Train, Eval, Predict }
+internal enum GraphKind
+{
+    Train,
+    Eval,
+    Predict,
+    /// <summary>The body of a loop region (its outputs are the carried and stacked results).</summary>
+    Body,
+}
 
 /// <summary>A role a node plays for the program's caller.</summary>
-internal enum OutputRole { Loss, Prediction, ParamGrad }
+internal enum OutputRole
+{
+    Loss,
+    Prediction,
+    ParamGrad,
+    /// <summary>A loop body's next value of carried input <see cref="GraphOutput.Param"/>.</summary>
+    Carried,
+    /// <summary>A loop body's per-iteration result <see cref="GraphOutput.Param"/>, stacked over iterations.</summary>
+    Stacked,
+}
 
 internal sealed record GraphOutput(OutputRole Role, int Node, int Param);
 
@@ -261,6 +288,8 @@ internal enum GroupKind
     Indexing,
     /// <summary>A source kernel (fill, arange, dropout mask).</summary>
     Source,
+    /// <summary>A loop region: its body's kernels, run once per iteration.</summary>
+    Loop,
 }
 
 internal static class GroupKinds
@@ -281,8 +310,13 @@ internal sealed record FusionGroup(int Id, int Root, int[] Members, int[] Extern
 /// <summary>Where every materialised tensor lives, as formulas of the bound symbols.</summary>
 internal sealed class MemoryPlan : IGraphAnalysis
 {
-    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots)
-    { Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots; }
+    public MemoryPlan(Dictionary<int, Placement> placements, Sym floatArena, Sym lowArena, Sym intArena, IReadOnlyList<(Sym Size, BufferKind Buffer)> slots,
+        IReadOnlyDictionary<int, LoopScratch>? loops = null, IReadOnlyList<CarriedBuffer>? carried = null)
+    {
+        Placements = placements; FloatArenaElements = floatArena; LowArenaElements = lowArena; IntArenaElements = intArena; Slots = slots;
+        Loops = loops ?? new Dictionary<int, LoopScratch>();
+        Carried = carried ?? System.Array.Empty<CarriedBuffer>();
+    }
 
     public Dictionary<int, Placement> Placements { get; }
     /// <summary>Elements of the fp32 activation arena.</summary>
@@ -292,19 +326,37 @@ internal sealed class MemoryPlan : IGraphAnalysis
     /// <summary>Elements of the int32 arena.</summary>
     public Sym IntArenaElements { get; }
     public IReadOnlyList<(Sym Size, BufferKind Buffer)> Slots { get; }
+    /// <summary>Per loop node: where its body's arenas start in this graph's arenas (live only while the loop runs).</summary>
+    public IReadOnlyDictionary<int, LoopScratch> Loops { get; }
+    /// <summary>For a loop body: the two buffers each carried value alternates between, in the body's arenas.</summary>
+    public IReadOnlyList<CarriedBuffer> Carried { get; }
 
     /// <summary>Offsets of a rewritten graph's tensors are unknown: the plan is dropped.</summary>
     public IGraphAnalysis? Rebase(Graph rewritten) => null;
 
-    /// <summary>Every node that a kernel writes or reads has a placement.</summary>
+    /// <summary>Every node that a kernel writes or reads has a placement; every loop has scratch space.</summary>
     public void Verify(Graph g, System.Action<Node, string> fail)
     {
         var fused = new HashSet<int>(g.Get<FusionPlan>().Groups.SelectMany(gr => gr.Members.Where(m => m != gr.Root)));
         foreach (var n in g.Nodes)
+        {
+            if (n.Op == Op.Loop)
+            {
+                if (!Loops.ContainsKey(n.Id)) fail(n, "the memory plan gives the loop no scratch space");
+                if (n.A<LoopAttr>().Body.Plan is null) fail(n, "the loop's body has no memory plan");
+                continue;
+            }
             if (!Placements.ContainsKey(n.Id) && !fused.Contains(n.Id))
                 fail(n, "it is materialised but the memory plan gives it no placement");
+        }
     }
 }
+
+/// <summary>Where a loop body's fp32, low-precision and int32 arenas start in the enclosing graph's arenas.</summary>
+internal sealed record LoopScratch(Sym Float, Sym Low, Sym Int);
+
+/// <summary>The two buffers a carried value alternates between (iteration l reads one and writes the other), in one arena.</summary>
+internal sealed record CarriedBuffer(BufferKind Buffer, Sym Ping, Sym Pong);
 
 /// <summary>Which buffer a tensor lives in and its element offset there.</summary>
 internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputName = null, int Param = -1);
@@ -314,4 +366,11 @@ internal sealed record Placement(BufferKind Buffer, Sym Offset, string? InputNam
 /// shadow (refreshed after every optimizer update) and the gradient slab; a program input; or nowhere
 /// (a constant fused into its readers).
 /// </summary>
-internal enum BufferKind { Arena, LowArena, IntArena, Params, LowParams, Grads, Input, Fused }
+internal enum BufferKind
+{
+    Arena, LowArena, IntArena, Params, LowParams, Grads, Input, Fused,
+    /// <summary>In a loop body: loop input #<see cref="Placement.Param"/> this iteration (its slice, for a stacked input; the carried value's current buffer).</summary>
+    LoopIn,
+    /// <summary>In a loop body: loop result #<see cref="Placement.Param"/> (the next carried value, or this iteration's slice of a stacked result).</summary>
+    LoopOut,
+}

@@ -15,34 +15,52 @@ internal static class IrPrinter
         sb.Append(")\n");
         foreach (var p in g.Parameters.Select((p, i) => (p, i)))
             sb.Append($"  param #{p.i} {p.p.Name}: f32{Shapes.Format(p.p.Shape)} init={p.p.Init}{(p.p.WeightDecay ? " decay" : "")}\n");
+        PrintBody(sb, g, "  ");
+        return sb.ToString();
+    }
+
+    /// <summary>The nodes, outputs, constraints and plan of <paramref name="g"/>; a loop's body follows it, indented.</summary>
+    private static void PrintBody(StringBuilder sb, Graph g, string indent)
+    {
         var groupOf = g.Groups?.SelectMany(gr => gr.Members.Select(m => (m, gr))).ToDictionary(x => x.m, x => x.gr);
         foreach (var n in g.Nodes)
         {
-            sb.Append("  %").Append(n.Id).Append(" = ").Append(Node(n, g.IsLow(n.Id)));
+            sb.Append(indent).Append('%').Append(n.Id).Append(" = ").Append(Node(n, g.IsLow(n.Id)));
             if (groupOf is not null && groupOf.TryGetValue(n.Id, out var grp))
                 sb.Append(grp.Root == n.Id ? $"  ; kernel k{grp.Id} {grp.Kind.Text()}" : $"  ; fused into k{grp.Id}");
             if (g.Plan is not null && g.Plan.Placements.TryGetValue(n.Id, out var pl))
                 sb.Append("  @").Append(pl.Buffer.ToString().ToLowerInvariant()).Append('[').Append(pl.Buffer switch
                 {
-                    // Parameters and their gradients sit at the table offset of their parameter, inputs in their own buffer.
-                    BufferKind.Params or BufferKind.LowParams or BufferKind.Grads => "#" + pl.Param.ToString(CultureInfo.InvariantCulture),
+                    // Parameters and their gradients sit at the table offset of their parameter, inputs in their own buffer,
+                    // loop arguments and results in the loop's inputs and outputs.
+                    BufferKind.Params or BufferKind.LowParams or BufferKind.Grads or BufferKind.LoopIn or BufferKind.LoopOut => "#" + pl.Param.ToString(CultureInfo.InvariantCulture),
                     BufferKind.Input => pl.InputName,
                     _ => pl.Offset.ToString(),
                 }).Append(']');
             if (n.Src.Line > 0) sb.Append("  # ").Append(n.Src);
             sb.Append('\n');
+            if (n.Attr is LoopAttr loop)
+            {
+                sb.Append(indent).Append("  body {\n");
+                PrintBody(sb, loop.Body, indent + "    ");
+                sb.Append(indent).Append("  }\n");
+            }
         }
         foreach (var o in g.Outputs)
-            sb.Append("  output ").Append(o.Role == OutputRole.ParamGrad ? $"grad({g.Parameters[o.Param].Name})" : o.Role.ToString().ToLowerInvariant()).Append(" = %").Append(o.Node).Append('\n');
-        if (g.HasOptimizerStep) sb.Append("  update params ← optimizer(params, grads)\n");
+            sb.Append(indent).Append("output ").Append(o.Role switch
+            {
+                OutputRole.ParamGrad => $"grad({g.Parameters[o.Param].Name})",
+                OutputRole.Carried or OutputRole.Stacked => o.Role.ToString().ToLowerInvariant() + " #" + o.Param.ToString(CultureInfo.InvariantCulture),
+                _ => o.Role.ToString().ToLowerInvariant(),
+            }).Append(" = %").Append(o.Node).Append('\n');
+        if (g.HasOptimizerStep) sb.Append(indent).Append("update params ← optimizer(params, grads)\n");
         foreach (var c in g.Constraints)
-            sb.Append("  require ").Append(c.Kind == ConstraintKind.Equal ? $"{c.A} == {c.B}" : $"{c.A} % {c.B} == 0").Append("  # ").Append(c.Src).Append('\n');
+            sb.Append(indent).Append("require ").Append(c.Kind == ConstraintKind.Equal ? $"{c.A} == {c.B}" : $"{c.A} % {c.B} == 0").Append("  # ").Append(c.Src).Append('\n');
         if (g.Plan is not null)
-            sb.Append("  arena f32[").Append(g.Plan.FloatArenaElements).Append("] low[").Append(g.Plan.LowArenaElements).Append("] i32[").Append(g.Plan.IntArenaElements).Append("]\n");
-        return sb.ToString();
+            sb.Append(indent).Append("arena f32[").Append(g.Plan.FloatArenaElements).Append("] low[").Append(g.Plan.LowArenaElements).Append("] i32[").Append(g.Plan.IntArenaElements).Append("]\n");
     }
 
-    public static string Type(DType t, Sym[] shape) => (t == DType.F32 ? "f32" : "i32") + Shapes.Format(shape);
+    public static string Type(DType t, Sym[] shape) => t switch { DType.F32 => "f32", DType.I32 => "i32", _ => "token" } + Shapes.Format(shape);
 
     /// <summary>A node; <paramref name="low"/> prints its type as <c>low[...]</c> (stored in the program's low-precision type).</summary>
     public static string Node(Node n, bool low = false)

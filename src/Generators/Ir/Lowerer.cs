@@ -15,23 +15,37 @@ internal sealed class LowerException : Exception
 
 /// <summary>
 /// Lowers a model's loss (or forward) method into an IR graph by abstract interpretation: modules are
-/// instantiated with symbolic hyperparameters, their methods inlined, loops over module arrays
-/// unrolled, tensor operations appended to the graph with shapes checked as they are built.
+/// instantiated with symbolic hyperparameters, their methods inlined, tensor operations appended to the graph with
+/// shapes checked as they are built. A loop over <c>Module.Repeat</c> blocks (or a <c>for</c> loop whose bound is a
+/// hyperparameter) becomes one loop region whose body is lowered once, with the blocks' parameters stacked; a loop
+/// that cannot be a region (its body changes a value's shape, updates a number, returns, or uses the index other than
+/// to pick the block) is unrolled instead, at the count's default, and checked when the model is constructed.
 /// </summary>
 internal sealed class Lowerer
 {
     private readonly ModelSpec _spec;
     private readonly GraphKind _kind;
-    private readonly GraphBuilder _g = new();
+    private GraphBuilder _g = new();
     private readonly Dictionary<string, ModuleSpec> _modules;
     private readonly List<ParamDecl> _params = new();
     private readonly Dictionary<string, HyperSpec> _rootHypers;
     private readonly List<string> _callStack = new();
     private int _dropoutSites;
+    /// <summary>Repeat fields (by path) and for-loops (by location) that cannot be regions and are unrolled.</summary>
+    private readonly HashSet<string> _unroll;
+    /// <summary>While a Repeat template is instantiated: the count its parameters are stacked over.</summary>
+    private Sym? _stacking;
+    /// <summary>Stacked parameter nodes: their count and per-iteration shape.</summary>
+    private readonly Dictionary<int, (Sym Count, Sym[] Shape)> _stacked = new();
+    /// <summary>The loop region being lowered (bodies do not nest: inner loops unroll).</summary>
+    private Region? _region;
+    private int _regions;
+    /// <summary>The field whose initializer is being evaluated (for [Recompute]).</summary>
+    private FieldSpec? _field;
 
-    private Lowerer(ModelSpec spec, GraphKind kind)
+    private Lowerer(ModelSpec spec, GraphKind kind, HashSet<string> unroll)
     {
-        _spec = spec; _kind = kind;
+        _spec = spec; _kind = kind; _unroll = unroll;
         _modules = spec.Modules.ToDictionary(m => m.FullName, StringComparer.Ordinal);
         _rootHypers = _modules[spec.RootModule].Hypers.ToDictionary(h => h.Name, StringComparer.Ordinal);
     }
@@ -39,10 +53,38 @@ internal sealed class Lowerer
     /// <summary>Lowers the loss (Train/Eval) or Forward (Predict) program; null graph with a diagnostic on failure.</summary>
     public static (Graph? Graph, DiagnosticInfo? Error) Lower(ModelSpec spec, GraphKind kind)
     {
-        var l = new Lowerer(spec, kind);
-        try { return (l.Run(), null); }
-        catch (LowerException e) { return (null, e.Info); }
-        catch (ShapeException e) { return (null, DiagnosticInfo.Create(e.Id, spec.Loc, e.Message)); }
+        // A loop that cannot be a region is found while lowering its body; lowering starts again with it unrolled.
+        var unroll = new HashSet<string>(StringComparer.Ordinal);
+        while (true)
+        {
+            var l = new Lowerer(spec, kind, unroll);
+            try { return (l.Run(), null); }
+            catch (RegionFallback f) when (unroll.Add(f.Key)) { }
+            catch (RegionFallback f) { return (null, DiagnosticInfo.Create("KILN6001", spec.Loc, spec.Name, $"the loop '{f.Key}' could not be lowered as a region or unrolled: {f.Message}")); }
+            catch (LowerException e) { return (null, e.Info); }
+            catch (ShapeException e) { return (null, DiagnosticInfo.Create(e.Id, spec.Loc, e.Message)); }
+        }
+    }
+
+    /// <summary>A loop the lowerer must unroll instead of making it a region, and why.</summary>
+    private sealed class RegionFallback : Exception
+    {
+        public RegionFallback(string key, string reason) : base(reason) => Key = key;
+        public string Key { get; }
+    }
+
+    /// <summary>The loop region being lowered: what its body imports from the enclosing graph.</summary>
+    private sealed class Region
+    {
+        public Region(string key, Sym count, string layerSymbol) { Key = key; Count = count; LayerSymbol = layerSymbol; }
+        public string Key { get; }
+        public Sym Count { get; }
+        /// <summary>The symbol the iteration index stands for inside the body (never a size).</summary>
+        public string LayerSymbol { get; }
+        /// <summary>Body argument of each imported outer node: captured (the same every iteration) or stacked (sliced).</summary>
+        public readonly Dictionary<int, int> Captured = new(), Stacked = new();
+        /// <summary>A block the body picks by index asks for recomputation ([Recompute]).</summary>
+        public bool Recompute { get; set; }
     }
 
     private Graph Run()
@@ -119,7 +161,10 @@ internal sealed class Lowerer
             if (f.Init is null) continue;
             var path = m.Path.Length == 0 ? f.Name : m.Path + "." + f.Name;
             var scope = new Scope(m, new Dictionary<string, Val>(), path);
+            var outerField = _field;
+            _field = f;
             m.Env[f.Name] = f.Type == "param" ? DeclareParameter(f, path, scope) : Eval(f.Init, scope);
+            _field = outerField;
         }
     }
 
@@ -201,11 +246,15 @@ internal sealed class Lowerer
         return m;
     }
 
+    /// <summary>A parameter of the table; inside a Repeat template it is stacked over the repeat count.</summary>
     private int NewParam(string name, Sym[] shape, InitRule init, bool decay, Expr at)
     {
         var idx = _params.Count;
-        _params.Add(new ParamDecl(name, shape, init, decay, Src(at.Loc, at.Text)));
-        return _g.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), shape);
+        var stored = _stacking is { } count ? new[] { count }.Concat(shape).ToArray() : shape;
+        _params.Add(new ParamDecl(name, stored, init, decay, Src(at.Loc, at.Text)));
+        var node = _g.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), stored);
+        if (_stacking is { } c) _stacked[node] = (c, shape);
+        return node;
     }
 
     private static Sym Traced(Val v, Expr e, string what) => v switch
@@ -279,6 +328,8 @@ internal sealed class Lowerer
         public ModuleV Module { get; }
         public Dictionary<string, Val> Locals { get; }
         public string Path { get; set; }
+        /// <summary>Statements here run inside the body of the loop region being lowered (a return there cannot be a region).</summary>
+        public bool InRegionBody { get; set; }
     }
 
     private Val Call(ModuleV m, MethodSpec method, IReadOnlyList<Val> args, LocationInfo at)
@@ -329,10 +380,18 @@ internal sealed class Lowerer
                     s.Locals[a.Name] = v;
                     break;
                 }
-                case ReturnStmt r: return Eval(r.Value, s);
+                case ReturnStmt r:
+                    if (_region is not null && s.InRegionBody) throw new RegionFallback(_region.Key, "the loop body returns");
+                    return Eval(r.Value, s);
                 case ForEachStmt fe:
                 {
                     var coll = Eval(fe.Collection, s);
+                    if (coll is RepeatV rep)
+                    {
+                        LowerLoop(rep.Path, rep.Path, rep.Count, rep.Recompute, fe.Body, s, fe.Loc, "foreach (var " + fe.Variable + " in " + fe.Collection.Text + ")",
+                            _ => s.Locals[fe.Variable] = rep.Template);
+                        break;
+                    }
                     if (coll is not ArrayV arr) throw Fail("KILN0106", fe.Collection.Loc, fe.Collection.Text, coll.Describe, "an array of modules or layers");
                     foreach (var item in arr.Items)
                     {
@@ -345,8 +404,17 @@ internal sealed class Lowerer
                 }
                 case ForStmt f:
                 {
-                    long start = Concretize(Traced(Eval(f.Start, s), f.Start, "the loop start"), f.Start, "a loop bound");
-                    long end = Concretize(Traced(Eval(f.End, s), f.End, "the loop end"), f.End, "a loop bound");
+                    var key = $"for@{f.Loc.File}:{f.Loc.Start}";
+                    var startSym = Traced(Eval(f.Start, s), f.Start, "the loop start");
+                    var endSym = Traced(Eval(f.End, s), f.End, "the loop end");
+                    if (!(endSym - startSym).IsConst && !_unroll.Contains(key))
+                    {
+                        LowerLoop(key, "for " + f.Variable, endSym - startSym, false, f.Body, s, f.Loc, $"for (int {f.Variable} = {f.Start.Text}; {f.Variable} < {f.End.Text}; {f.Variable}++)",
+                            r => s.Locals[f.Variable] = new IntV(startSym + Sym.Var(r.LayerSymbol)));
+                        break;
+                    }
+                    long start = Concretize(startSym, f.Start, "a loop bound");
+                    long end = Concretize(endSym, f.End, "a loop bound");
                     for (long i = start; i < end; i++)
                     {
                         s.Locals[f.Variable] = new IntV(Sym.Const(i));
@@ -366,6 +434,134 @@ internal sealed class Lowerer
         }
         return null;
     }
+
+    // ───────────────────────────── loop regions ─────────────────────────────
+
+    /// <summary>
+    /// Lowers a loop whose body runs <paramref name="count"/> times into one loop node. Outer locals the body assigns
+    /// are carried (each must stay a tensor of the same shape); outer tensors it reads are captured, except stacked
+    /// parameters of repeated blocks, which it reads sliced at the iteration. <paramref name="bind"/> binds the loop
+    /// variable. Anything a region cannot express throws <see cref="RegionFallback"/> so the loop is unrolled.
+    /// </summary>
+    private void LowerLoop(string key, string label, Sym count, bool recompute, IReadOnlyList<Stmt> stmts, Scope s, LocationInfo loc, string text, Action<Region> bind)
+    {
+        if (_region is not null) throw new RegionFallback(key, "a loop inside a loop body is unrolled");
+        if (count.TryConst(out var constant) && constant < 0) throw Fail("KILN0018", loc, $"the loop runs {constant} times");
+        var carried = new List<string>();
+        foreach (var name in AssignedNames(stmts))
+        {
+            if (!s.Locals.TryGetValue(name, out var v) || carried.Contains(name)) continue;
+            if (v is not TensorV) throw new RegionFallback(key, $"the loop body updates '{name}', which is not a tensor");
+            carried.Add(name);
+        }
+        var before = new Dictionary<string, Val>(s.Locals);
+        var outer = _g;
+        var region = new Region(key, count, "$layer" + (++_regions).ToString(CultureInfo.InvariantCulture));
+        var body = new GraphBuilder(outer.NextId) { Src = Src(loc, text) };
+        var inits = carried.Select(n => ((TensorV)s.Locals[n]).Node).ToList();
+        for (int i = 0; i < carried.Count; i++)
+        {
+            var init = outer[inits[i]];
+            s.Locals[carried[i]] = new TensorV(body.Add(Op.LoopArg, Array.Empty<int>(), new LoopArgAttr(i, init.DType), init.Shape));
+        }
+        body.ImportOuter = id => ImportIntoBody(region, body, outer, id);
+        _g = body; _region = region;
+        bool wasInBody = s.InRegionBody;
+        s.InRegionBody = true;
+        try
+        {
+            bind(region);
+            Exec(stmts, s);
+        }
+        finally { _g = outer; _region = null; s.InRegionBody = wasInBody; }
+
+        var results = new List<int>();
+        for (int i = 0; i < carried.Count; i++)
+        {
+            if (s.Locals[carried[i]] is not TensorV t) throw new RegionFallback(key, $"the loop body makes '{carried[i]}' something other than a tensor");
+            var result = body.Resolve(t.Node);
+            var (r, init) = (body[result], outer[inits[i]]);
+            if (r.DType != init.DType || !Shapes.Same(r.Shape, init.Shape))
+                throw new RegionFallback(key, $"the loop body changes '{carried[i]}' from {IrPrinter.Type(init.DType, init.Shape)} to {IrPrinter.Type(r.DType, r.Shape)}");
+            results.Add(result);
+        }
+        // The iteration index may pick a block; it must not size a tensor or enter arithmetic.
+        foreach (var n in body.Nodes)
+            if (n.Shape.SelectMany(d => d.Symbols).Contains(region.LayerSymbol) || (n.Attr is not null && string.Join(" ", n.Attr.PrintParts()).Contains(region.LayerSymbol)))
+                throw new RegionFallback(key, "the loop index is used as a number in the body");
+
+        // Arguments in the loop's input order: carried, captured, stacked.
+        var order = new Dictionary<int, int>();
+        for (int i = 0; i < carried.Count; i++) order[body.Nodes.First(n => n.Op == Op.LoopArg && n.A<LoopArgAttr>().Index == i).Id] = i;
+        var captured = region.Captured.OrderBy(kv => kv.Value).ToList();
+        var stacked = region.Stacked.OrderBy(kv => kv.Value).ToList();
+        for (int k = 0; k < captured.Count; k++) order[captured[k].Value] = carried.Count + k;
+        for (int k = 0; k < stacked.Count; k++) order[stacked[k].Value] = carried.Count + captured.Count + k;
+        var nodes = body.Nodes.Select(n => n.Op == Op.LoopArg ? new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, new LoopArgAttr(order[n.Id], n.DType), n.Src) : n).ToList();
+        var outputs = results.Select((r, i) => new GraphOutput(OutputRole.Carried, r, i)).ToList();
+        var bodyGraph = new Graph(GraphKind.Body, nodes, outputs, Array.Empty<ParamDecl>(), Array.Empty<InputDecl>(), Array.Empty<Constraint>());
+
+        outer.AddConstraints(body.Constraints);
+        outer.ReserveIds(body.NextId);
+        outer.Src = Src(loc, text);
+        var loopInputs = inits.Concat(captured.Select(kv => kv.Key)).Concat(stacked.Select(kv => kv.Key)).ToArray();
+        var loop = outer.Add(Op.Loop, loopInputs, new LoopAttr(label, count, bodyGraph, carried.Count, captured.Count, stacked.Count, Recompute: recompute || region.Recompute));
+        s.Locals.Clear();
+        foreach (var kv in before) s.Locals[kv.Key] = kv.Value;
+        for (int i = 0; i < carried.Count; i++) s.Locals[carried[i]] = new TensorV(outer.Add(Op.LoopOut, new[] { loop }, new LoopOutAttr(i)));
+    }
+
+    /// <summary>The body argument standing for outer node <paramref name="id"/>: a stacked parameter's slice, or a captured value.</summary>
+    private int ImportIntoBody(Region r, GraphBuilder body, GraphBuilder outer, int id)
+    {
+        var n = outer[id];
+        if (_stacked.TryGetValue(id, out var st))
+        {
+            if (!st.Count.Equals(r.Count)) throw new RegionFallback(r.Key, $"the loop runs {r.Count} times over blocks repeated {st.Count} times");
+            var arg = body.Add(Op.LoopArg, Array.Empty<int>(), new LoopArgAttr(-1, n.DType), st.Shape);
+            r.Stacked[id] = arg;
+            return arg;
+        }
+        var cap = body.Add(Op.LoopArg, Array.Empty<int>(), new LoopArgAttr(-1, n.DType), n.Shape);
+        r.Captured[id] = cap;
+        return cap;
+    }
+
+    /// <summary>Locals a statement list assigns, in order of first assignment.</summary>
+    private static List<string> AssignedNames(IEnumerable<Stmt> stmts)
+    {
+        var names = new List<string>();
+        void Walk(IEnumerable<Stmt> ss)
+        {
+            foreach (var st in ss)
+                switch (st)
+                {
+                    case AssignStmt a: if (!names.Contains(a.Name)) names.Add(a.Name); break;
+                    case ForEachStmt fe: Walk(fe.Body); break;
+                    case ForStmt f: Walk(f.Body); break;
+                    case IfStmt i: Walk(i.Then); Walk(i.Else); break;
+                }
+        }
+        Walk(stmts);
+        return names;
+    }
+
+    /// <summary>Whether <paramref name="e"/> mentions the name <paramref name="name"/> (a repeat factory that uses its index).</summary>
+    private static bool Mentions(Expr e, string name) => e switch
+    {
+        NameExpr n => n.Name == name,
+        MemberExpr m => Mentions(m.Target, name),
+        CallExpr c => (c.Receiver is not null && Mentions(c.Receiver, name)) || c.Args.Any(a => Mentions(a, name)),
+        BinaryExpr b => Mentions(b.Left, name) || Mentions(b.Right, name),
+        UnaryExpr u => Mentions(u.Operand, name),
+        CondExpr c => Mentions(c.Condition, name) || Mentions(c.WhenTrue, name) || Mentions(c.WhenFalse, name),
+        NewExpr n => n.Args.Any(a => Mentions(a, name)),
+        LambdaExpr l => l.Parameter != name && Mentions(l.Body, name),
+        IndexExpr i => Mentions(i.Target, name) || Mentions(i.Index, name),
+        ArrayExpr a => a.Items.Any(x => Mentions(x, name)),
+        CastExpr c => Mentions(c.Operand, name),
+        _ => false,
+    };
 
     private bool Condition(Expr e, Scope s)
     {
@@ -392,6 +588,8 @@ internal sealed class Lowerer
     private long Concretize(Sym s, Expr at, string why)
     {
         if (s.TryConst(out var c)) return c;
+        if (_region is not null && s.Symbols.Contains(_region.LayerSymbol))
+            throw new RegionFallback(_region.Key, $"'{at.Text}' uses the loop index for {why}");
         var syms = s.Symbols.ToList();
         var missing = syms.Where(n => !_rootHypers.TryGetValue(n, out var h) || h.Default is null).ToList();
         if (missing.Count > 0)
@@ -474,6 +672,16 @@ internal sealed class Lowerer
             {
                 var target = Eval(ix.Target, s);
                 var idx = Eval(ix.Index, s);
+                if (target is RepeatV rep)
+                {
+                    // blocks[i] with i the index of a region over the same count picks the (stacked) template.
+                    if (_region is not null && idx is IntV li && li.Value.Equals(Sym.Var(_region.LayerSymbol)) && rep.Count.Equals(_region.Count))
+                    {
+                        _region.Recompute |= rep.Recompute;
+                        return rep.Template;
+                    }
+                    throw new RegionFallback(rep.Path, $"'{ix.Text}' picks one of the repeated blocks");
+                }
                 if (target is not ArrayV arr) throw Fail("KILN0101", ix.Loc, "Indexing into " + target.Describe, ix.Text);
                 long i = Concretize(Traced(idx, ix.Index, "the index"), ix.Index, "an array index");
                 if (i < 0 || i >= arr.Items.Count) throw Fail("KILN1003", ix.Loc, $"index {i} is outside the {arr.Items.Count} items of '{ix.Target.Text}'");
@@ -521,6 +729,7 @@ internal sealed class Lowerer
             case (LayerV l, "Eps" or "P"): return new FloatV(l.Scalar);
             case (LayerV l, "HasBias"): return new IntV(Sym.Const(l.Bias >= 0 ? 1 : 0));
             case (ArrayV a, "Length"): return new IntV(Sym.Const(a.Items.Count));
+            case (RepeatV r, "Length"): return new IntV(r.Count);
             case (ModuleV mod, _):
                 if (mod.Env.TryGetValue(m.Member, out var v)) return v;
                 break;
@@ -684,8 +893,25 @@ internal sealed class Lowerer
                 throw Fail("KILN0017", c.Loc, $"'{c.Text}' declares a parameter outside a field initializer");
             case CallKind.Repeat:
             {
-                var n = Concretize(Traced(Eval(c.Args[0], s), c.Args[0], "the repeat count"), c.Args[0], "how many modules Module.Repeat creates");
+                var count = Traced(Eval(c.Args[0], s), c.Args[0], "the repeat count");
+                if (count.TryConst(out var negative) && negative < 0)
+                    throw Fail("KILN0018", c.Args[0].Loc, $"Module.Repeat creates {negative} modules; the count must be zero or more");
                 if (c.Args[1] is not LambdaExpr lam) throw Fail("KILN0101", c.Args[1].Loc, "A factory that is not a lambda", c.Args[1].Text);
+                // Same-shaped blocks (a factory that ignores its index) become one template with stacked parameters,
+                // unless a loop over them could not be a region, or they repeat inside another repeated block.
+                if (!Mentions(lam.Body, lam.Parameter) && _stacking is null && !_unroll.Contains(s.Path))
+                {
+                    _stacking = count;
+                    try
+                    {
+                        var inner = new Scope(s.Module, new Dictionary<string, Val>(s.Locals) { [lam.Parameter] = new IntV(Sym.Zero) }, s.Path);
+                        var template = Eval(lam.Body, inner);
+                        bool recompute = (_field?.Recompute ?? false) || (template is ModuleV tm && tm.Spec.Recompute);
+                        return new RepeatV(count, template, s.Path, recompute);
+                    }
+                    finally { _stacking = null; }
+                }
+                var n = Concretize(count, c.Args[0], "how many modules Module.Repeat creates");
                 var items = new List<Val>();
                 var basePath = s.Path;
                 for (long i = 0; i < n; i++)

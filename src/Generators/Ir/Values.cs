@@ -65,3 +65,21 @@ internal sealed class LambdaV : Val
     public LambdaExpr Lambda { get; }
     public override string Describe => "a lambda";
 }
+
+/// <summary>
+/// Same-shaped modules from <c>Module.Repeat(count, …)</c>: one template instance whose parameters are stacked
+/// <c>[count, …]</c> (llm.c's layout). A loop over it lowers to one loop region whatever the count, so the count is
+/// bound when the model is constructed; any other use of it makes the lowerer unroll it instead.
+/// </summary>
+internal sealed class RepeatV : Val
+{
+    public RepeatV(Sym count, Val template, string path, bool recompute) { Count = count; Template = template; Path = path; Recompute = recompute; }
+    public Sym Count { get; }
+    /// <summary>The module (or layer) every iteration runs, its parameters stacked.</summary>
+    public Val Template { get; }
+    /// <summary>The field path (the key that unrolls it when a loop over it cannot be a region).</summary>
+    public string Path { get; }
+    /// <summary>The backward pass recomputes each iteration's forward ([Recompute]).</summary>
+    public bool Recompute { get; }
+    public override string Describe => "repeated modules (Module.Repeat)";
+}

@@ -21,6 +21,7 @@ internal sealed class ModelParser
     public const string LossAttribute = "Kiln.LossAttribute";
     public const string ShapeAttribute = "Kiln.ShapeAttribute";
     public const string WeightDecayAttribute = "Kiln.WeightDecayAttribute";
+    public const string RecomputeAttribute = "Kiln.RecomputeAttribute";
     private static readonly string[] LayerTypes = { "Linear", "Embedding", "LayerNorm", "Dropout" };
 
     private readonly Compilation _compilation;
@@ -171,7 +172,7 @@ internal sealed class ModelParser
             bool? decay = null;
             if (f.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == WeightDecayAttribute) is { } wd)
                 decay = wd.ConstructorArguments.Length == 0 || wd.ConstructorArguments[0].Value is not bool apply || apply;
-            fields.Add(new FieldSpec(f.Name, typeKey, init, loc, decay));
+            fields.Add(new FieldSpec(f.Name, typeKey, init, loc, decay, HasAttribute(f, RecomputeAttribute)));
         }
 
         var methods = new List<MethodSpec>();
@@ -190,7 +191,7 @@ internal sealed class ModelParser
             if (ms is not null) methods.Add(ms);
         }
 
-        _modules[name] = new ModuleSpec(name, type.Name, hypers.ToEquatableArray(), fields.ToEquatableArray(), methods.ToEquatableArray(), LocOf(type));
+        _modules[name] = new ModuleSpec(name, type.Name, hypers.ToEquatableArray(), fields.ToEquatableArray(), methods.ToEquatableArray(), LocOf(type), HasAttribute(type, RecomputeAttribute));
         _moduleOrder.Add(name);
     }
 

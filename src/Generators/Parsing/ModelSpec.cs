@@ -50,15 +50,16 @@ internal sealed record MethodSpec(string Name, EquatableArray<ParamSpec> Params,
 
 /// <summary>
 /// A field: its name, what it holds (layer kind, module type, array of either, <c>param</c> for a Tensor parameter,
-/// or a plain value), its initializer, and the weight-decay choice of a parameter field (null: the default by rank).
+/// or a plain value), its initializer, the weight-decay choice of a parameter field (null: the default by rank) and
+/// whether repeated blocks it holds recompute their forward in the backward pass ([Recompute]).
 /// </summary>
-internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc, bool? WeightDecay = null);
+internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc, bool? WeightDecay = null, bool Recompute = false);
 
 /// <summary>A primary-constructor parameter: name, C# type keyword and default value (if any).</summary>
 internal sealed record HyperSpec(string Name, string Type, double? Default, LocationInfo Loc);
 
 internal sealed record ModuleSpec(string FullName, string Name, EquatableArray<HyperSpec> Hypers, EquatableArray<FieldSpec> Fields,
-    EquatableArray<MethodSpec> Methods, LocationInfo Loc);
+    EquatableArray<MethodSpec> Methods, LocationInfo Loc, bool Recompute = false);
 
 /// <summary>Everything the compiler needs about one [Model] class and the modules it reaches.</summary>
 internal sealed record ModelSpec(string Namespace, string Name, string FullName, EquatableArray<string> ContainingTypes, string Accessibility,

@@ -14,6 +14,10 @@ internal static class Fusion
 {
     public static Graph Run(Graph g)
     {
+        // A loop's body is fused on its own, its outputs (carried and stacked results) materialised.
+        if (g.Nodes.Any(n => n.Op == Op.Loop))
+            g = g.WithNodes(g.Nodes.Select(n => n.Attr is LoopAttr loop
+                ? new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, loop with { Body = Run(loop.Body) }, n.Src) : n).ToList(), g.Outputs);
         var users = g.Users();
         bool Fusible(Op op) => OpRegistry.Of(op).IsFusible;
         var outputs = new HashSet<int>(g.Outputs.Select(o => o.Node));
@@ -63,6 +67,7 @@ internal static class Fusion
         return def.Lowering switch
         {
             NoKernel => GroupKind.Alias,
+            RegionLowering => GroupKind.Loop,
             ElementwiseLowering => GroupKind.Elementwise,
             GemmLowering => GroupKind.MatMul,
             _ => def.Kind switch

@@ -24,6 +24,7 @@ internal static class Simplify
         foreach (var n0 in g.Nodes)
         {
             var n = n0.Inputs.Any(replace.ContainsKey) ? n0.With(n0.Id, n0.Inputs.Select(R).ToArray()) : n0;
+            if (n.Attr is LoopAttr loop) n = new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, loop with { Body = Run(loop.Body) }, n.Src);
             if (n.Op == Op.StopGradient) { replace[n.Id] = n.Inputs[0]; continue; }
             n = FoldConstant(n, byIdSoFar);
             // Σ(−x) = −Σx: negate the small reduced tensor, not the large input (LayerNorm and softmax backward).
@@ -46,9 +47,41 @@ internal static class Simplify
         for (int i = nodes.Count - 1; i >= 0; i--)
             if (live.Contains(nodes[i].Id) || nodes[i].Op == Op.Param)
                 foreach (var inp in nodes[i].Inputs) live.Add(inp);
-        // Parameters stay even when unused so the parameter table and node set agree.
-        var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input).ToList();
-        return g.WithNodes(kept, outputs);
+        // Parameters, inputs and loop arguments stay even when unused: they are the graph's interface.
+        var kept = nodes.Where(n => live.Contains(n.Id) || n.Op is Op.Param or Op.Input or Op.LoopArg).ToList();
+        return g.WithNodes(PruneLoopResults(kept), outputs);
+    }
+
+    /// <summary>A stacked loop result nothing reads is not computed: the body drops it (and what only it needed).</summary>
+    private static List<Node> PruneLoopResults(List<Node> nodes)
+    {
+        if (!nodes.Any(n => n.Op == Op.Loop)) return nodes;
+        var read = nodes.Where(n => n.Op == Op.LoopOut).GroupBy(n => n.Inputs[0]).ToDictionary(x => x.Key, x => new HashSet<int>(x.Select(p => p.A<LoopOutAttr>().Index)));
+        var renumber = new Dictionary<(int Loop, int Index), int>();
+        var result = new List<Node>(nodes.Count);
+        foreach (var n in nodes)
+        {
+            if (n.Attr is LoopAttr loop)
+            {
+                var used = read.TryGetValue(n.Id, out var r) ? r : new HashSet<int>();
+                var keep = Enumerable.Range(0, loop.Body.Outputs.Count).Where(i => i < loop.Carried || used.Contains(i)).ToList();
+                if (keep.Count < loop.Body.Outputs.Count)
+                {
+                    var outputs = keep.Select((i, k) => i < loop.Carried ? loop.Body.Outputs[i] : loop.Body.Outputs[i] with { Param = k - loop.Carried }).ToList();
+                    for (int k = 0; k < keep.Count; k++) renumber[(n.Id, keep[k])] = k;
+                    var body = Run(loop.Body.WithNodes(loop.Body.Nodes, outputs));
+                    result.Add(new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, loop with { Body = body }, n.Src));
+                    continue;
+                }
+            }
+            if (n.Op == Op.LoopOut && renumber.TryGetValue((n.Inputs[0], n.A<LoopOutAttr>().Index), out var index))
+            {
+                result.Add(new Node(n.Id, n.Op, n.Inputs, n.DType, n.Shape, new LoopOutAttr(index), n.Src));
+                continue;
+            }
+            result.Add(n);
+        }
+        return result;
     }
 
     /// <summary>

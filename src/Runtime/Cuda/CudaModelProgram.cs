@@ -179,6 +179,18 @@ public abstract class CudaModelProgram : ModelProgram, IDisposable
     /// <summary>Zeroes <paramref name="bytes"/> at <paramref name="pointer"/>.</summary>
     protected void Zero(ulong pointer, long bytes) => _gpu.Fill(pointer, 0, bytes);
 
+    /// <summary>Copies <paramref name="bytes"/> between device buffers (a loop's carried values and results).</summary>
+    protected void CopyDevice(ulong destination, ulong source, ulong bytes)
+    {
+        if (bytes > 0) _gpu.CopyDeviceToDevice(destination, source, checked((long)bytes));
+    }
+
+    /// <summary>Widens <paramref name="count"/> low-precision elements to fp32 (a carried value that a loop keeps in fp32).</summary>
+    protected void WidenLow(ulong destination, ulong source, long count)
+    {
+        if (count > 0) Launch("kiln_rt_low_to_f32", count, destination, source, count);
+    }
+
     /// <summary>
     /// Row-major <c>C[m×n] (+)= op(A)·op(B)</c> with low-precision operands; C is low precision or fp32
     /// (<paramref name="lowC"/>), and <paramref name="accumulate"/> adds into it (a gradient).

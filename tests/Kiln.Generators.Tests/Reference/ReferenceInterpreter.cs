@@ -27,6 +27,11 @@ internal sealed class RefTensor
     public static RefTensor Float(double[] data, params long[] shape) => new(shape, data ?? throw new ArgumentNullException(nameof(data)), null);
     public static RefTensor Int(int[] data, params long[] shape) => new(shape, null, data ?? throw new ArgumentNullException(nameof(data)));
 
+    /// <summary>A loop's value: its results (final carried values, then stacked results), read by LoopOut.</summary>
+    public static RefTensor Tuple(RefTensor[] items) => new(Array.Empty<long>(), new double[] { 0 }, null) { Items = items };
+
+    public RefTensor[]? Items { get; private init; }
+
     public long[] Shape { get; }
     public double[]? F { get; }
     public int[]? I { get; }
@@ -43,7 +48,7 @@ internal sealed class RefTensor
 }
 
 /// <summary>Supplies a dropout mask (0 or 1/(1−p) per element) for one DropoutMask node.</summary>
-internal delegate double[] DropoutMaskProvider(int site, double p, long[] shape);
+internal delegate double[] DropoutMaskProvider(int site, long layer, double p, long[] shape);
 
 /// <summary>Everything one evaluation of a graph needs besides the graph.</summary>
 internal sealed class ReferenceRun
@@ -130,27 +135,7 @@ internal static class ReferenceInterpreter
             if (!ok) throw new ArgumentException($"reference: constraint violated: {c.Message} ({c.A} = {a}, {c.B} = {b})");
         }
 
-        var values = new Dictionary<int, RefTensor>();
-        foreach (var n in g.Nodes)
-        {
-            var declared = n.Shape.Select(d => d.Eval(Lookup)).ToArray();
-            var ins = n.Inputs.Select(i => values.TryGetValue(i, out var v) ? v
-                : throw new InvalidOperationException($"reference: %{n.Id} reads %{i}, which is not computed before it")).ToArray();
-            RefTensor result;
-            try
-            {
-                result = run.Frozen.TryGetValue(n.Id, out var frozen) ? frozen : Eval(n, ins, declared, run, Lookup, Hyper);
-            }
-            catch (Exception e) when (e is not NotSupportedException)
-            {
-                throw new InvalidOperationException($"reference: evaluating %{n.Id} = {IrPrinter.Node(n)}: {e.Message}", e);
-            }
-            if (!result.Shape.SequenceEqual(declared))
-                throw new InvalidOperationException($"reference: %{n.Id} = {IrPrinter.Node(n)} computes shape [{string.Join(", ", result.Shape)}] but the node declares [{string.Join(", ", declared)}]");
-            if (result.IsInt != (n.DType == DType.I32))
-                throw new InvalidOperationException($"reference: %{n.Id} = {IrPrinter.Node(n)} computes {result} but the node's dtype is {n.DType}");
-            values[n.Id] = result;
-        }
+        var values = Evaluate(g, run, Lookup, Hyper, new Frame(new Dictionary<int, RefTensor>(), 0));
 
         double? loss = null; RefTensor? prediction = null;
         var grads = new double[]?[g.Parameters.Count];
@@ -178,6 +163,85 @@ internal static class ReferenceInterpreter
             }
         }
         return new ReferenceResult(values, symbols, loss, prediction, grads);
+    }
+
+    /// <summary>What a loop body's evaluation sees besides its nodes: the arguments of this iteration and its index.</summary>
+    private sealed record Frame(IReadOnlyDictionary<int, RefTensor> Args, long Layer);
+
+    /// <summary>Evaluates every node of <paramref name="g"/> in order (a loop evaluates its body once per iteration).</summary>
+    private static Dictionary<int, RefTensor> Evaluate(Graph g, ReferenceRun run, Func<string, long> Lookup, Func<string, double> Hyper, Frame frame)
+    {
+        var values = new Dictionary<int, RefTensor>();
+        foreach (var n in g.Nodes)
+        {
+            var declared = n.Shape.Select(d => d.Eval(Lookup)).ToArray();
+            var ins = n.Inputs.Select(i => values.TryGetValue(i, out var v) ? v
+                : throw new InvalidOperationException($"reference: %{n.Id} reads %{i}, which is not computed before it")).ToArray();
+            RefTensor result;
+            try
+            {
+                result = run.Frozen.TryGetValue(n.Id, out var frozen) ? frozen
+                    : n.Attr is LoopAttr loop ? RunLoop(loop, ins, run, Lookup, Hyper)
+                    : Eval(n, ins, declared, run, Lookup, Hyper, frame);
+            }
+            catch (Exception e) when (e is not NotSupportedException)
+            {
+                throw new InvalidOperationException($"reference: evaluating %{n.Id} = {IrPrinter.Node(n)}: {e.Message}", e);
+            }
+            if (!result.Shape.SequenceEqual(declared))
+                throw new InvalidOperationException($"reference: %{n.Id} = {IrPrinter.Node(n)} computes shape [{string.Join(", ", result.Shape)}] but the node declares [{string.Join(", ", declared)}]");
+            if (result.IsInt != (n.DType == DType.I32))
+                throw new InvalidOperationException($"reference: %{n.Id} = {IrPrinter.Node(n)} computes {result} but the node's dtype is {n.DType}");
+            values[n.Id] = result;
+        }
+        return values;
+    }
+
+    /// <summary>
+    /// A loop: iteration l (forward, or reversed) binds the carried values, the captured inputs and slice l of the
+    /// stacked inputs to the body's arguments, evaluates the body, carries its carried results to the next iteration
+    /// and stacks its stacked results at l.
+    /// </summary>
+    private static RefTensor RunLoop(LoopAttr loop, RefTensor[] inputs, ReferenceRun run, Func<string, long> lookup, Func<string, double> hyper)
+    {
+        long n = loop.Count.Eval(lookup);
+        var carried = inputs.Take(loop.Carried).ToArray();
+        var stacked = new RefTensor?[loop.StackedResults][];
+        for (int j = 0; j < stacked.Length; j++) stacked[j] = new RefTensor?[n];
+        var argNodes = loop.Body.Nodes.Where(b => b.Op == Op.LoopArg).ToList();
+        for (long it = 0; it < n; it++)
+        {
+            long l = loop.Reverse ? n - 1 - it : it;
+            var args = new Dictionary<int, RefTensor>();
+            foreach (var a in argNodes)
+            {
+                int i = a.A<LoopArgAttr>().Index;
+                args[a.Id] = i < loop.Carried ? carried[i] : i < loop.Carried + loop.Captured ? inputs[i] : SliceFirst(inputs[i], l);
+            }
+            var values = Evaluate(loop.Body, run, lookup, hyper, new Frame(args, l));
+            var results = loop.Body.Outputs.Select(o => values[o.Node]).ToArray();
+            for (int i = 0; i < loop.Carried; i++) carried[i] = results[i];
+            for (int j = 0; j < stacked.Length; j++) stacked[j][l] = results[loop.Carried + j];
+        }
+        var items = carried.Concat(stacked.Select((s, j) => Stack(s, n, loop.Body[loop.Body.Outputs[loop.Carried + j].Node], lookup))).ToArray();
+        return RefTensor.Tuple(items);
+    }
+
+    /// <summary>Slice <paramref name="l"/> of a tensor along its first axis.</summary>
+    private static RefTensor SliceFirst(RefTensor x, long l)
+    {
+        var shape = x.Shape.Skip(1).ToArray();
+        long size = Numel(shape);
+        return x.IsInt ? RefTensor.Int(x.Ints.Skip((int)(l * size)).Take((int)size).ToArray(), shape)
+                       : RefTensor.Float(x.Floats.Skip((int)(l * size)).Take((int)size).ToArray(), shape);
+    }
+
+    /// <summary>Per-iteration results stacked along a new first axis (an empty loop gives zero slices).</summary>
+    private static RefTensor Stack(RefTensor?[] parts, long n, Node result, Func<string, long> lookup)
+    {
+        var shape = new[] { n }.Concat(result.Shape.Select(d => d.Eval(lookup))).ToArray();
+        if (result.DType == DType.I32) return RefTensor.Int(parts.SelectMany(p => p!.Ints).ToArray(), shape);
+        return RefTensor.Float(parts.SelectMany(p => p!.Floats).ToArray(), shape);
     }
 
     /// <summary>The given symbols plus data sizes read from the input tensors; checks every input against its declared shape.</summary>
@@ -213,7 +277,7 @@ internal static class ReferenceInterpreter
     // ───────────────────────────── op semantics ─────────────────────────────
 
     /// <summary>One evaluation of a node: the node, its input values, its declared shape (bound) and the run.</summary>
-    private sealed record RefArgs(Node N, RefTensor[] X, long[] Declared, ReferenceRun Run, Func<string, long> Sym, Func<string, double> Hyper)
+    private sealed record RefArgs(Node N, RefTensor[] X, long[] Declared, ReferenceRun Run, Func<string, long> Sym, Func<string, double> Hyper, Frame Frame)
     {
         public double Sc() => N.ScalarParam?.Eval(Hyper, Sym) ?? throw new InvalidOperationException($"{N.Op} needs a scalar");
         public RefTensor X0 => X[0];
@@ -222,8 +286,8 @@ internal static class ReferenceInterpreter
     /// <summary>Whether the reference has semantics for <paramref name="op"/> (a test checks every op).</summary>
     public static bool Handles(Op op) => Semantics.ContainsKey(op);
 
-    private static RefTensor Eval(Node n, RefTensor[] x, long[] declared, ReferenceRun run, Func<string, long> sym, Func<string, double> hyper) =>
-        Semantics.TryGetValue(n.Op, out var f) ? f(new RefArgs(n, x, declared, run, sym, hyper))
+    private static RefTensor Eval(Node n, RefTensor[] x, long[] declared, ReferenceRun run, Func<string, long> sym, Func<string, double> hyper, Frame frame) =>
+        Semantics.TryGetValue(n.Op, out var f) ? f(new RefArgs(n, x, declared, run, sym, hyper, frame))
             : throw new NotSupportedException($"reference: no semantics for op {n.Op} (%{n.Id})");
 
     /// <summary>The float64 semantics of every op, keyed by op, written from the op definitions (not from the compiler).</summary>
@@ -261,7 +325,7 @@ internal static class ReferenceInterpreter
             if (!r.Run.Training) return RefTensor.Float(Enumerable.Repeat(1.0, checked((int)count)).ToArray(), r.Declared);
             int site = r.N.A<DropoutAttr>().Site;
             var provider = r.Run.Masks ?? throw new InvalidOperationException($"the graph has a dropout site {site} but no mask provider was given");
-            var m = provider(site, p, (long[])r.Declared.Clone());
+            var m = provider(site, r.Frame.Layer, p, (long[])r.Declared.Clone());
             if (m.LongLength != count) throw new InvalidOperationException($"the mask provider returned {m.Length} elements for [{string.Join(", ", r.Declared)}]");
             return RefTensor.Float((double[])m.Clone(), r.Declared);
         },
@@ -336,6 +400,11 @@ internal static class ReferenceInterpreter
         [Op.GatherGrad] = r => GatherGrad(r.X[0], r.X[1], r.N.A<GatherGradAttr>().Rows.Eval(r.Sym)),
         [Op.PickLast] = r => PickLast(r.X[0], r.X[1], r.N.A<IgnoreAttr>().Ignore),
         [Op.PickLastGrad] = r => PickLastGrad(r.X[0], r.X[1], r.N.A<PickGradAttr>().Ignore, r.N.A<PickGradAttr>().Classes.Eval(r.Sym)),
+
+        // ── regions (the loop itself is run by RunLoop) ──
+        [Op.Loop] = r => throw new InvalidOperationException("a loop is evaluated by RunLoop"),
+        [Op.LoopArg] = r => r.Frame.Args.TryGetValue(r.N.Id, out var v) ? v : throw new InvalidOperationException($"loop argument %{r.N.Id} is not bound (outside a loop body?)"),
+        [Op.LoopOut] = r => r.X0.Items?[r.N.A<LoopOutAttr>().Index] ?? throw new InvalidOperationException("a loop result reads something that is not a loop"),
     };
 
     /// <summary>GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>

@@ -5,7 +5,7 @@ using Kiln.Generators.Emit;
 namespace Kiln.Generators.Ir;
 
 /// <summary>Category of an op, which decides how fusion and the emitters treat it.</summary>
-internal enum OpKind { Source, Elementwise, Reduction, MatMul, Movement, Indexing }
+internal enum OpKind { Source, Elementwise, Reduction, MatMul, Movement, Indexing, Region }
 
 /// <summary>
 /// Where a result is stored under mixed precision (after PyTorch's autocast). Every value is computed in fp32;
@@ -83,6 +83,9 @@ internal sealed record GemmLowering : Lowering;
 /// <summary>No kernel: the value already lives somewhere (an input, a parameter) or is a view of its input (a reshape).</summary>
 internal sealed record NoKernel(string Why) : Lowering;
 
+/// <summary>A region: the emitters run its body's kernels in a loop (see <see cref="LoopAttr"/>).</summary>
+internal sealed record RegionLowering : Lowering;
+
 /// <summary>
 /// Everything the compiler knows about one op, in one place: name, arity, kind, attribute type, shape and dtype
 /// rule, gradient rule, precision policy, constant folding and its lowering on every backend. Adding a primitive
@@ -151,7 +154,7 @@ internal static partial class OpRegistry
     {
         var count = Enum.GetValues(typeof(Op)).Length;
         var table = new OpDef[count];
-        foreach (var group in new[] { SourceOps(), UnaryOps(), BinaryOps(), ReductionOps(), LinearAlgebraOps(), MovementOps(), IndexingOps() })
+        foreach (var group in new[] { SourceOps(), UnaryOps(), BinaryOps(), ReductionOps(), LinearAlgebraOps(), MovementOps(), IndexingOps(), RegionOps() })
             foreach (var def in group)
             {
                 if (table[(int)def.Op] is not null) throw new InvalidOperationException($"op {def.Op} is defined twice in the registry");

@@ -65,8 +65,11 @@ internal static partial class OpRegistry
             Lowering = new KernelLowering(
                 c =>
                 {
+                    // In a loop body, iteration l draws elements [l·n, (l + 1)·n) of the site's stream: each layer its own mask.
                     var d = c.Node.A<DropoutAttr>();
-                    c.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({c.OutArray}, (int){c.OutOffset}, (int)({c.N(c.Node.Shape)})), {c.Scalar(d.P)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {d.Site}));");
+                    var count = c.N(c.Node.Shape);
+                    var first = c.Layer is null ? "" : $", (ulong)({c.Layer} * {count})";
+                    c.Line($"global::Kiln.Runtime.Cpu.DropoutKernels.FillMask(new global::System.Span<float>({c.OutArray}, (int)({c.OutOffset}), (int)({count})), {c.Scalar(d.P)}, ctx.Seed, global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {d.Site}){first});");
                 },
                 c =>
                 {
@@ -77,7 +80,8 @@ internal static partial class OpRegistry
                     c.Line($"// runs kiln_rt_dropout_mask: p = {c.Scalar(d.P)}, site {d.Site}");
                     c.RuntimeLaunch("kiln_rt_dropout_mask", CudaGrid.Elements, count,
                         CudaArg.Buffer(c.Node.Id), CudaArg.Fl(d.P), CudaArg.Expr("ctx.Seed"),
-                        CudaArg.Expr($"global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {d.Site})"), CudaArg.Sz(count));
+                        CudaArg.Expr($"global::Kiln.Runtime.Cpu.DropoutKernels.Stream(ctx.Step, ctx.MicroStep, {d.Site})"),
+                        CudaArg.Expr(c.Layer is null ? "0UL" : $"(ulong)({c.Layer} * ({c.HostSize(count)}))"), CudaArg.Sz(count));
                 }),
         };
     }
