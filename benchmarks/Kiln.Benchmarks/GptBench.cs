@@ -40,7 +40,7 @@ internal static class GptBench
 
         var gpu = GpuSelection.Open(device);
         var model = new Gpt(vocab: 128, context: context, dim: dim, heads: heads, layers: layers);
-        // Layers are structural: compiled at the declared default (6); other widths are symbolic.
+        // Every size is bound here, the number of layers included: the blocks are one loop region in the generated program.
         var program = gpu is null ? model.CreateProgram(device, precision) : model.CreateProgram(gpu, precision);
         program.InitParameters(1);
         long n = program.Params.LongLength;
