@@ -421,7 +421,7 @@ internal static class GradCases
         }
 
         // ── loop regions: repeated blocks, a for loop over a hyperparameter (recomputed), two carried values, an unrolled loop ──
-        foreach (var type in new[] { "L.Looped", "L.IndexedFor", "L.TwoStreams", "L.UsesIndex" })
+        foreach (var type in new[] { "L.Looped", "L.IndexedFor", "L.TwoStreams", "L.UsesIndex", "L.Branches" })
         {
             var typeName = type;
             cases.Add("Loop_" + type.Substring(2), r => CompositeModels.Case(LoopTests.Source, typeName, r));

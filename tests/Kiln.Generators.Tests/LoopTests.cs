@@ -97,6 +97,22 @@ public class LoopTests
             }
         }
 
+        /// <summary>Branches on hyperparameters: both compiled, the choice made at construction.</summary>
+        [Model]
+        public partial class Branches(int dim = 4, bool gated = true, int depth = 3)
+        {
+            Linear a = new(dim, dim), b = new(dim, dim);
+            Tensor gate = Parameter.Ones(dim);
+            [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x, [Shape("B", "dim")] Tensor t)
+            {
+                var h = Ops.Tanh(a.Forward(x));
+                if (gated && depth > 1) h = h * Ops.Sigmoid(b.Forward(h)) * gate;
+                else h = h + b.Forward(h);
+                if (!gated) h = Ops.Tanh(h);
+                return Ops.MseLoss(h, t);
+            }
+        }
+
         [Model]
         public partial class UsesIndex(int dim = 4, int layers = 3)
         {
@@ -217,6 +233,19 @@ public class LoopTests
         Assert.True(forward.StackedResults > 1, "the forward loop saves activations besides the carried value");
         var backward = g.Nodes.Where(n => n.Op == Op.Loop).Select(n => n.A<LoopAttr>()).Single(l => l.Reverse);
         Assert.DoesNotContain(backward.Body.Nodes, n => n.Op == Op.Gelu); // read from the saved stack, not recomputed
+    }
+
+    [Fact]
+    public void An_if_on_hyperparameters_compiles_both_branches_and_each_choice_matches_the_reference()
+    {
+        var g = Forward("L.Branches");
+        Assert.Equal(3, g.Nodes.Count(n => n.Op == Op.Loop)); // then, else, and the second if
+        Assert.Single(g.Nodes.Where(n => n.Op == Op.Loop), n => n.A<LoopAttr>().Body.Nodes.Any(b => b.Op == Op.Sigmoid));
+        foreach (var (gated, depth) in new[] { (1.0, 3.0), (0.0, 3.0), (1.0, 1.0) })
+        {
+            var hypers = new Dictionary<string, double> { ["dim"] = 4, ["gated"] = gated, ["depth"] = depth };
+            CompiledCheck.Run(Compiled.Value, Source, "L.Branches", new Random(TestSeeds.For($"branches {gated} {depth}")), $"L.Branches(gated: {gated}, depth: {depth})", _out, null, null, hypers);
+        }
     }
 
     [Fact]

@@ -157,7 +157,9 @@ internal static class ProgramEmitter
         // Inside this method hyperparameters are parameters, so map symbols to their plain names.
         string HI(string n) => n;
         // Only hyperparameters that size a tensor must be positive; others (an ignore index, an offset) may be anything.
-        var sizing = new HashSet<string>(cm.Programs.SelectMany(p => p.Graph.Nodes.SelectMany(n => n.Shape)).SelectMany(d => d.Symbols));
+        // (A hyperparameter only compared in a condition, such as a flag an if reads, is not a size.)
+        static IEnumerable<Node> AllNodes(Graph g) => g.Nodes.Concat(g.Nodes.Where(n => n.Attr is LoopAttr).SelectMany(n => AllNodes(n.A<LoopAttr>().Body)));
+        var sizing = new HashSet<string>(cm.Programs.SelectMany(p => AllNodes(p.Graph).SelectMany(n => n.Shape)).SelectMany(d => d.SizeSymbols));
         foreach (var h in root.Hypers.Where(h => h.Type is "int" or "long" && sizing.Contains(h.Name)))
             w.Line($"if ({h.Name} <= 0) throw new global::System.ArgumentOutOfRangeException({SymbolNames.Str(h.Name)}, {h.Name}, {SymbolNames.Str($"{cm.Spec.Name}: hyperparameter '{h.Name}' must be positive.")});");
         var constraints = cm.Programs.SelectMany(p => p.Graph.Constraints).Where(c => IsDataFree(c, names)).Distinct().ToList();

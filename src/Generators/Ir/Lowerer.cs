@@ -426,7 +426,19 @@ internal sealed class Lowerer
                 }
                 case IfStmt i:
                 {
-                    var r = Exec(Condition(i.Condition, s) ? i.Then : i.Else, s);
+                    // A condition on hyperparameters only: both branches compiled, as regions that run once or not at all,
+                    // the choice made by the values the model is constructed with.
+                    var key = $"if@{i.Loc.File}:{i.Loc.Start}";
+                    var cv = Eval(i.Condition, s);
+                    if (cv is IntV { Value: var c } && !c.IsConst && c.Symbols.All(n => _rootHypers.ContainsKey(n)) && !_unroll.Contains(key))
+                    {
+                        var taken = Truth(c);
+                        var text = "if (" + i.Condition.Text + ")";
+                        LowerLoop(key, text, taken, false, i.Then, s, i.Loc, text, _ => { });
+                        if (i.Else.Count > 0) LowerLoop(key, "else of " + text, Sym.One - taken, false, i.Else, s, i.Loc, "else", _ => { });
+                        break;
+                    }
+                    var r = Exec(Condition(cv, i.Condition) ? i.Then : i.Else, s);
                     if (r is not null) return r;
                     break;
                 }
@@ -563,9 +575,13 @@ internal sealed class Lowerer
         _ => false,
     };
 
-    private bool Condition(Expr e, Scope s)
+    private bool Condition(Expr e, Scope s) => Condition(Eval(e, s), e);
+
+    /// <summary>A condition's value (1 or 0) as a symbol: itself when it is a comparison, else whether it is non-zero.</summary>
+    private static Sym Truth(Sym v) => v.IsCondition ? v : Sym.Compare(v, "!=", Sym.Zero);
+
+    private bool Condition(Val v, Expr e)
     {
-        var v = Eval(e, s);
         return v switch
         {
             IntV i => Concretize(i.Value, e, "a condition") != 0,
@@ -632,7 +648,7 @@ internal sealed class Lowerer
             {
                 var v = Eval(u.Operand, s);
                 if (u.Op == "+") return v;
-                if (u.Op == "!") return v is IntV bi ? new IntV(Sym.Const(Concretize(bi.Value, u.Operand, "a condition") == 0 ? 1 : 0)) : throw Fail("KILN0108", u.Loc, u.Text, WhyNotKnown(v));
+                if (u.Op == "!") return v is IntV bi ? new IntV(Sym.Compare(Truth(bi.Value), "==", Sym.Zero)) : throw Fail("KILN0108", u.Loc, u.Text, WhyNotKnown(v));
                 return v switch
                 {
                     TensorV t => new TensorV(WithSrc(u, () => _g.Unary(Op.Neg, RequireFloatTensor(t.Node, u, "negation")))),
@@ -742,9 +758,9 @@ internal sealed class Lowerer
         if (a is TensorV || b is TensorV) return new TensorV(WithSrc(e, () => TensorBinary(op, a, b, e)));
         if (op is "&&" or "||")
         {
-            bool x = Concretize(Traced(a, e.Left, "a condition"), e.Left, "a condition") != 0;
-            bool y = Concretize(Traced(b, e.Right, "a condition"), e.Right, "a condition") != 0;
-            return new IntV(Sym.Const(op == "&&" ? (x && y ? 1 : 0) : (x || y ? 1 : 0)));
+            // Symbolic when a side depends on hyperparameters: decided when the model is constructed.
+            var x = Truth(Traced(a, e.Left, "a condition")); var y = Truth(Traced(b, e.Right, "a condition"));
+            return new IntV(Sym.Compare(x + y, op == "&&" ? "==" : ">=", op == "&&" ? Sym.Const(2) : Sym.One));
         }
         if (a is IntV ia && b is IntV ib)
         {
@@ -767,11 +783,9 @@ internal sealed class Lowerer
                     return new IntV(Sym.Const(Concretize(ia.Value, e.Left, "a remainder") % Math.Max(1, Concretize(ib.Value, e.Right, "a remainder"))));
                 default:
                     var cmp = Sym.Compare(ia.Value, ib.Value);
-                    if (cmp == SymCompare.Unknown)
-                    {
-                        long x = Concretize(ia.Value, e.Left, "a comparison"), y = Concretize(ib.Value, e.Right, "a comparison");
-                        cmp = x == y ? SymCompare.Equal : x > y ? SymCompare.Greater : SymCompare.Less;
-                    }
+                    // Unknown until the sizes are bound: a symbolic comparison (an if on it compiles both branches;
+                    // anything that must know it now fixes it at the defaults and checks them at construction).
+                    if (cmp == SymCompare.Unknown) return new IntV(Sym.Compare(ia.Value, op, ib.Value));
                     bool r = op switch
                     {
                         "<" => cmp == SymCompare.Less, ">" => cmp == SymCompare.Greater, "<=" => cmp != SymCompare.Greater,

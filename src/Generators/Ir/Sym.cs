@@ -35,7 +35,7 @@ internal sealed class Sym : IEquatable<Sym>
     public static readonly Sym One = Const(1);
 
     public static Sym Const(long value) => new(new[] { new Term(Array.Empty<Atom>(), value) });
-    public static Sym Var(string name) => new(new[] { new Term(new Atom[] { new Atom(name, null, null) }, 1) });
+    public static Sym Var(string name) => new(new[] { new Term(new Atom[] { new Atom(name, null, null, comparison: false) }, 1) });
 
     public bool IsConst => _terms.Length == 0 || (_terms.Length == 1 && _terms[0].Atoms.Length == 0);
     public long ConstValue => _terms.Length == 0 ? 0 : _terms[0].Atoms.Length == 0 && _terms.Length == 1 ? _terms[0].Coeff
@@ -56,6 +56,28 @@ internal sealed class Sym : IEquatable<Sym>
 
     /// <summary>The names of all symbols this expression mentions.</summary>
     public IEnumerable<string> Symbols => _terms.SelectMany(t => t.Atoms).SelectMany(a => a.Symbols).Distinct();
+
+    /// <summary>The symbols this expression uses as sizes (not those only compared inside a condition).</summary>
+    public IEnumerable<string> SizeSymbols => _terms.SelectMany(t => t.Atoms).SelectMany(a => a.SizeSymbols).Distinct();
+
+    /// <summary>
+    /// 1 when <paramref name="a"/> <paramref name="op"/> <paramref name="b"/> holds, else 0 (op: <c>&lt; &gt; &lt;= &gt;= == !=</c>);
+    /// a constant when both sides are. A condition on hyperparameters that the program decides when it is constructed.
+    /// </summary>
+    public static Sym Compare(Sym a, string op, Sym b)
+    {
+        if (a.IsConst && b.IsConst) return Const(Holds(a.ConstValue, op, b.ConstValue) ? 1 : 0);
+        return new Sym(new[] { new Term(new[] { new Atom(op, a, b, comparison: true) }, 1) });
+    }
+
+    private static bool Holds(long x, string op, long y) => op switch
+    {
+        "<" => x < y, ">" => x > y, "<=" => x <= y, ">=" => x >= y, "==" => x == y, "!=" => x != y,
+        _ => throw new ArgumentException($"unknown comparison '{op}'"),
+    };
+
+    /// <summary>Whether this is 0 or 1 by construction (a comparison, or the constants 0 and 1).</summary>
+    public bool IsCondition => (IsConst && ConstValue is 0 or 1) || (_terms.Length == 1 && _terms[0].Coeff == 1 && _terms[0].Atoms.Length == 1 && _terms[0].Atoms[0].Comparison is not null);
 
     public static Sym operator +(Sym a, Sym b)
     {
@@ -107,7 +129,7 @@ internal sealed class Sym : IEquatable<Sym>
             return new Sym(outTerms);
         }
     atom:
-        return new Sym(new[] { new Term(new[] { new Atom(null, a, b) }, 1) });
+        return new Sym(new[] { new Term(new[] { new Atom(null, a, b, comparison: false) }, 1) });
     }
 
     private static long FloorDiv(long a, long b) => (long)Math.Floor((double)a / b);
@@ -177,27 +199,35 @@ internal sealed class Sym : IEquatable<Sym>
 
     private static string MonoKey(Atom[] atoms) => string.Join("*", atoms.Select(a => a.Key));
 
+    /// <summary>A name, a floor quotient that did not simplify, or a comparison (0 or 1).</summary>
     private sealed class Atom
     {
-        public Atom(string? name, Sym? num, Sym? den)
+        public Atom(string? nameOrOp, Sym? num, Sym? den, bool comparison)
         {
-            Name = name; Num = num; Den = den;
-            Key = name ?? "(" + num!._key + "/" + den!._key + ")";
+            if (comparison) { Comparison = nameOrOp; Num = num; Den = den; Key = "[" + num!._key + " " + nameOrOp + " " + den!._key + "]"; }
+            else { Name = nameOrOp; Num = num; Den = den; Key = nameOrOp ?? "(" + num!._key + "/" + den!._key + ")"; }
         }
         public string? Name { get; }
+        /// <summary>The comparison operator of a comparison atom (its sides are Num and Den).</summary>
+        public string? Comparison { get; }
         public Sym? Num { get; }
         public Sym? Den { get; }
         public string Key { get; }
         public IEnumerable<string> Symbols => Name is not null ? new[] { Name } : Num!.Symbols.Concat(Den!.Symbols);
+        public IEnumerable<string> SizeSymbols => Name is not null ? new[] { Name } : Comparison is not null ? Enumerable.Empty<string>() : Num!.SizeSymbols.Concat(Den!.SizeSymbols);
         public long Eval(Func<string, long> lookup)
         {
             if (Name is not null) return lookup(Name);
+            if (Comparison is not null) return Holds(Num!.Eval(lookup), Comparison, Den!.Eval(lookup)) ? 1 : 0;
             long d = Den!.Eval(lookup);
             if (d == 0) throw new DivideByZeroException($"{this} divides by zero.");
             return FloorDiv(Num!.Eval(lookup), d);
         }
-        public string ToCSharp(Func<string, string> name) => Name is not null ? name(Name) : "((" + Num!.ToCSharp(name) + ") / (" + Den!.ToCSharp(name) + "))";
-        public override string ToString() => Name ?? "(" + Num + "/" + Den + ")";
+        public string ToCSharp(Func<string, string> name) =>
+            Name is not null ? name(Name)
+            : Comparison is not null ? "((" + Num!.ToCSharp(name) + ") " + Comparison + " (" + Den!.ToCSharp(name) + ") ? 1L : 0L)"
+            : "((" + Num!.ToCSharp(name) + ") / (" + Den!.ToCSharp(name) + "))";
+        public override string ToString() => Name ?? (Comparison is not null ? "[" + Num + " " + Comparison + " " + Den + "]" : "(" + Num + "/" + Den + ")");
     }
 }
 
