@@ -174,6 +174,14 @@ public abstract class ModelProgram
     /// <summary>A device program runs the optimizer update itself (see <see cref="DeviceOptimizerStep"/>).</summary>
     internal virtual bool UpdatesOnDevice => false;
 
+    /// <summary>Copies the device's optimizer state (by slab name) into <paramref name="into"/>, each slab as long as the parameters.</summary>
+    internal virtual void ReadOptimizerState(Optimizer optimizer, IReadOnlyDictionary<string, float[]> into) =>
+        throw new NotSupportedException($"{ModelName} runs on the CPU; its optimizer state is the optimizer's own arrays.");
+
+    /// <summary>Replaces the device's optimizer state with <paramref name="state"/> (by slab name).</summary>
+    internal virtual void WriteOptimizerState(Optimizer optimizer, IReadOnlyDictionary<string, float[]> state) =>
+        throw new NotSupportedException($"{ModelName} runs on the CPU; its optimizer state is the optimizer's own arrays.");
+
     /// <summary>Applies <paramref name="optimizer"/>'s update on the device; <see cref="Optimizer.StepCount"/> is already incremented.</summary>
     internal virtual void DeviceOptimizerStep(Optimizer optimizer, float learningRate) =>
         throw new NotSupportedException($"{ModelName} runs on the CPU; the optimizer updates its arrays directly.");

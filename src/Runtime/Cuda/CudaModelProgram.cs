@@ -394,6 +394,47 @@ public abstract class CudaModelProgram : ModelProgram, IDisposable
         }
     }
 
+    /// <summary>The device slab of optimizer state <paramref name="name"/> (allocated and zeroed on first use).</summary>
+    private ulong StateSlab(string name, bool allocate)
+    {
+        ref ulong slab = ref _m;
+        switch (name)
+        {
+            case "m": slab = ref _m; break;
+            case "v": slab = ref _v; break;
+            case "momentum": slab = ref _momentum; break;
+            default: throw new NotSupportedException($"{Device} keeps no optimizer state named '{name}'; AdamW keeps m and v, SGD with momentum keeps momentum.");
+        }
+        if (slab == 0 && allocate)
+        {
+            slab = _gpu.Allocate(_parameterCount * 4);
+            _gpu.Fill(slab, 0, _parameterCount * 4);
+        }
+        return slab;
+    }
+
+    internal override void ReadOptimizerState(Optimizer optimizer, IReadOnlyDictionary<string, float[]> into)
+    {
+        ThrowIfDisposed();
+        foreach (var (name, host) in into)
+        {
+            var slab = StateSlab(name, allocate: false);
+            if (slab == 0) Array.Clear(host);
+            else if (_parameterCount > 0) _gpu.CopyToHost(MemoryMarshal.AsBytes(host.AsSpan(0, (int)_parameterCount)), slab);
+        }
+    }
+
+    internal override void WriteOptimizerState(Optimizer optimizer, IReadOnlyDictionary<string, float[]> state)
+    {
+        ThrowIfDisposed();
+        foreach (var (name, host) in state)
+        {
+            if (host.Length != _parameterCount)
+                throw new ArgumentException($"Optimizer state '{name}' holds {host.Length} values but {ModelName} has {_parameterCount} parameters.", nameof(state));
+            if (_parameterCount > 0) _gpu.CopyToDevice(StateSlab(name, allocate: true), MemoryMarshal.AsBytes(host.AsSpan()));
+        }
+    }
+
     private (ulong Seed, ulong Stream) RoundingStream() => (RoundingKey.Seed, RandomStreams.StochasticRounding(RoundingKey.Step));
 
     /// <summary>Frees every device allocation of the program (the device itself stays open).</summary>

@@ -11,6 +11,10 @@ namespace Kiln.Runtime;
 public abstract class Optimizer
 {
     private readonly Dictionary<string, float[]> _state = new(StringComparer.Ordinal);
+    /// <summary>The device program whose update keeps this optimizer's live state (null: the state is the host slabs).</summary>
+    private ModelProgram? _device;
+    /// <summary>State loaded (or edited) on the host that the device has not received yet.</summary>
+    private bool _hostAhead;
     private ModelProgram? _rangesFor;
     private ParameterRange[] _ranges = Array.Empty<ParameterRange>();
 
@@ -26,9 +30,22 @@ public abstract class Optimizer
 
     /// <summary>
     /// The state slabs by name, each as long as the parameter slab; empty until the first
-    /// <see cref="Step"/> or <see cref="LoadState"/>. The arrays are live: a checkpoint reads them as they are.
+    /// <see cref="Step"/> or <see cref="LoadState"/>. On the CPU the arrays are live; when the update runs on a device
+    /// (a CUDA program), reading this downloads the device's state into them first, so a checkpoint reads the same
+    /// thing on every device.
     /// </summary>
-    public IReadOnlyDictionary<string, float[]> State => _state;
+    public IReadOnlyDictionary<string, float[]> State
+    {
+        get
+        {
+            if (_device is not null && !_hostAhead)
+            {
+                EnsureState(_device.Params.Length);
+                _device.ReadOptimizerState(this, _state);
+            }
+            return _state;
+        }
+    }
 
     /// <summary>The number of updates applied so far (bias corrections count from it).</summary>
     public long StepCount { get; private set; }
@@ -42,8 +59,23 @@ public abstract class Optimizer
         StepCount++;
         if (program.UpdatesOnDevice)
         {
+            // State loaded on the host (a resumed checkpoint) goes to the device before the update that uses it.
+            if (_hostAhead || (_state.Count > 0 && !ReferenceEquals(_device, program)))
+            {
+                EnsureState(program.Params.Length);
+                program.WriteOptimizerState(this, _state);
+            }
             program.DeviceOptimizerStep(this, learningRate);
+            _device = program;
+            _hostAhead = false;
             return;
+        }
+        if (_device is not null)
+        {
+            // Moving from a device program to the CPU: continue from the device's state.
+            EnsureState(_device.Params.Length);
+            if (!_hostAhead) _device.ReadOptimizerState(this, _state);
+            _device = null;
         }
         EnsureState(program.Params.Length);
         Update(program, Ranges(program), learningRate);
@@ -70,6 +102,7 @@ public abstract class Optimizer
         _state.Clear();
         foreach (var name in StateNames) _state[name] = (float[])state[name].Clone();
         StepCount = stepCount;
+        _hostAhead = true;
     }
 
     /// <summary>Applies the update over <paramref name="ranges"/> (which cover the parameter table) with <see cref="StepCount"/> already incremented.</summary>
