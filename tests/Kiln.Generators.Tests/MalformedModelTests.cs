@@ -115,7 +115,7 @@ public class MalformedModelTests
         $"{d.Id} line {d.Location.GetLineSpan().StartLinePosition.Line + 1}: {d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>Generator and analyzer diagnostics, plus every crash either of them had (exceptions, AD0001, CS8784/CS8785).</summary>
-    private static (List<Diagnostic> Diagnostics, List<string> Crashes) RunGeneratorAndAnalyzer(string source)
+    internal static (List<Diagnostic> Diagnostics, List<string> Crashes) RunGeneratorAndAnalyzer(string source)
     {
         var (output, generatorDiagnostics, result) = GeneratorHarness.Run(source);
         var crashes = result.Results.Where(r => r.Exception is not null).Select(r => "generator threw " + r.Exception).ToList();

@@ -53,6 +53,30 @@ public class ProgramBehaviourTests
     }
 
     [Fact]
+    public void Hyperparameters_named_like_generated_parameters_compile_and_run()
+    {
+        // device, precision, gpu, table, options, batch and ctx are names the generated code uses too.
+        const string source = """
+            using Kiln;
+            namespace N;
+            [Model]
+            public partial class Names(int device = 3, int precision = 4, int gpu = 2, int table = 5, float options = 0.5f, int batch = 1, int ctx = 2)
+            {
+                Linear a = new(device, precision), b = new(precision, gpu);
+                Embedding e = new(table, device);
+                [Loss] public Tensor Loss([Shape("B", "device")] Tensor x, [Shape("B")] Tensor<int> i) =>
+                    Ops.Mean(Ops.Square(b.Forward(a.Forward(x + e.Forward(i))))) * options + batch * ctx;
+            }
+            """;
+        var asm = GeneratorHarness.Build(source);
+        var program = GeneratorHarness.CreateProgram(asm, "N.Names");
+        program.InitParameters(1);
+        var loss = program.EvalLoss(new Batch(("x", TensorData.Float(new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3)), ("i", TensorData.Int(new[] { 0, 4 }, 2))));
+        Assert.True(float.IsFinite(loss) && loss > 2, $"loss {loss}");
+        Assert.Equal(3 * 4 + 4 + 4 * 2 + 2 + 5 * 3, program.Params.Length);
+    }
+
+    [Fact]
     public void A_repeat_count_other_than_its_default_runs_from_the_same_build()
     {
         // Module.Repeat over same-shaped blocks is a loop region: the count is bound when the model is constructed.

@@ -56,9 +56,23 @@ internal static class Descriptors
         "{0}; declare a trainable tensor as a field initialized with Parameter.Zeros(...), Parameter.Ones(...), Parameter.Normal(std, ...) or Parameter.Uniform(bound, ...)", Parse);
     public static readonly DiagnosticDescriptor InvalidDeclaredValue = E("KILN0018", "Invalid value in a declaration",
         "{0}", Parse);
+    public static readonly DiagnosticDescriptor DefaultBreaksModel = E("KILN0019", "Hyperparameter defaults break the model",
+        "With the defaults of {0}, {1}; constructing the model with them would fail. Change the default, or always pass a value that satisfies it", Parse, DiagnosticSeverity.Warning);
+    public static readonly DiagnosticDescriptor ReservedName = E("KILN0020", "Member name reserved for generated code",
+        "'{0}' is generated into every [Model] class by Kiln ({1}); rename this member", Decl);
+    public static readonly DiagnosticDescriptor LayerInMethod = E("KILN0021", "Layer created inside a model method",
+        "'{0}' creates {1} inside a model method, so it would get new parameters on every call; declare it as a field ('{2} name = new(...);') and call it here", Parse);
+    public static readonly DiagnosticDescriptor BadMethodSignature = E("KILN0022", "Model method signature Kiln cannot compile",
+        "'{0}' {1}; Kiln compiles model methods into a dataflow graph: take tensors and numbers by value and return a Tensor synchronously", Decl);
+    public static readonly DiagnosticDescriptor RecordModel = E("KILN0023", "Model or module declared as a record",
+        "'{0}' is a record; Kiln generates the other half of a partial class, so declare it as 'partial class {0}(...)'", Decl);
+    public static readonly DiagnosticDescriptor LossInModule = E("KILN0024", "[Loss] in a module",
+        "'{0}' is marked [Loss] in module '{1}', where it has no effect: only a [Model] has a loss. Move the method to the model, or remove the attribute", Decl);
+    public static readonly DiagnosticDescriptor LayerNotInField = E("KILN0025", "Layer held by a property or static field",
+        "'{0}' holds {1} in a {2}; Kiln reads layers and modules from instance fields with initializers, so declare it as '{3} {0} = new(...);'", Parse);
 
     public static readonly DiagnosticDescriptor UnsupportedStatement = E("KILN0100", "Unsupported statement in a model method",
-        "{0} is not supported in a Kiln model method; use local variables, assignments, foreach/for over modules or constants, if on constants, and return", Parse);
+        "{0} is not supported in a Kiln model method; use local variables, assignments, foreach/for over modules, constants or hyperparameters, if on constants and hyperparameters, and return", Parse);
     public static readonly DiagnosticDescriptor UnsupportedExpression = E("KILN0101", "Unsupported expression in a model method",
         "{0} is not supported in a Kiln model method: '{1}'", Parse);
     public static readonly DiagnosticDescriptor UnknownCall = E("KILN0102", "Call of a method Kiln cannot compile",
@@ -90,6 +104,8 @@ internal static class Descriptors
         "The loss returned by '{0}' has shape {1}; it must be a scalar: reduce it, e.g. with Ops.Mean(...)", Shape);
     public static readonly DiagnosticDescriptor BadDimName = E("KILN1011", "Invalid [Shape] dimension",
         "[Shape] dimension '{0}' {1}; a dimension is a positive integer (\"4\"), a size name bound from the data (\"B\") or an int hyperparameter", Shape);
+    public static readonly DiagnosticDescriptor ArgumentShape = E("KILN1012", "Argument does not have its declared shape", "{0}", Shape);
+    public static readonly DiagnosticDescriptor IndexPastTable = E("KILN1013", "Indices past the end of a table", "{0}", Shape);
 
     public static readonly DiagnosticDescriptor NoGradient = E("KILN2001", "No gradient rule", "{0}", Grad);
     public static readonly DiagnosticDescriptor SecondOrder = E("KILN2002", "Second-order gradient", "{0}", Grad);

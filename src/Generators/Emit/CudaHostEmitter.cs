@@ -36,14 +36,14 @@ internal static class CudaHostEmitter
         var ctorParams = string.Join(", ", root.Hypers.Select(h => (h.Type is "float" or "double" ? "double " : "long ") + h.Name));
         var ctorArgs = string.Join(", ", root.Hypers.Select(h => h.Name));
         var sep = ctorParams.Length > 0 ? ", " : "";
-        w.Open($"public {ProgramClass}(global::Kiln.Runtime.Cuda.IGpu gpu, global::Kiln.PrecisionMode precision{sep}{ctorParams}) : this(gpu, precision, {cpuProgramClass}.CheckHyperparameters({ctorArgs}){sep}{ctorArgs})");
+        w.Open($"public {ProgramClass}(global::Kiln.Runtime.Cuda.IGpu __kiln_gpu, global::Kiln.PrecisionMode __kiln_precision{sep}{ctorParams}) : this(__kiln_gpu, __kiln_precision, {cpuProgramClass}.CheckHyperparameters({ctorArgs}){sep}{ctorArgs})");
         w.Close();
         w.Line();
-        w.Open($"private {ProgramClass}(global::Kiln.Runtime.Cuda.IGpu gpu, global::Kiln.PrecisionMode precision, global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> table{sep}{ctorParams}) : " +
-               $"base(gpu, precision, table, table.Count == 0 ? 0 : table[table.Count - 1].Offset + table[table.Count - 1].Length, {SymbolNames.Str(spec.Name)}, {SymbolNames.Str(cuda.FileName)}, KilnCudaSource, __kernels)");
+        w.Open($"private {ProgramClass}(global::Kiln.Runtime.Cuda.IGpu __kiln_gpu, global::Kiln.PrecisionMode __kiln_precision, global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> __kiln_table{sep}{ctorParams}) : " +
+               $"base(__kiln_gpu, __kiln_precision, __kiln_table, __kiln_table.Count == 0 ? 0 : __kiln_table[__kiln_table.Count - 1].Offset + __kiln_table[__kiln_table.Count - 1].Length, {SymbolNames.Str(spec.Name)}, {SymbolNames.Str(cuda.FileName)}, KilnCudaSource, __kernels)");
         foreach (var h in root.Hypers) w.Line(h.Type is "float" or "double" ? $"_f_{h.Name} = {h.Name};" : $"_h_{h.Name} = {h.Name};");
-        w.Line("_po = new long[table.Count];");
-        w.Line("for (int i = 0; i < table.Count; i++) _po[i] = table[i].Offset;");
+        w.Line("_po = new long[__kiln_table.Count];");
+        w.Line("for (int i = 0; i < __kiln_table.Count; i++) _po[i] = __kiln_table[i].Offset;");
         w.Close();
         w.Line();
         w.Line($"public override string IrText => {spec.Name}.KilnIr;");

@@ -33,8 +33,13 @@ internal static class ProgramEmitter
         w.Open($"partial class {spec.Name}");
         var hyperArgs = string.Join(", ", root.Hypers.Select(h => h.Type == "bool" ? $"{h.Name} ? 1L : 0L" : h.Type is "float" or "double" ? $"(double){h.Name}" : $"(long){h.Name}"));
         var sep = hyperArgs.Length > 0 ? ", " : "";
+        // Hyperparameters are read only where no generated parameter can shadow one (a hyperparameter may be called
+        // 'device' or 'precision'): in these two helpers, whose parameters no C# model would name that way.
+        w.Line($"private global::Kiln.Runtime.ModelProgram __KilnNewCpuProgram(global::Kiln.PrecisionMode __kiln_precision) => new {ProgramClass}(__kiln_precision{sep}{hyperArgs});");
+        w.Line($"private global::Kiln.Runtime.ModelProgram __KilnNewCudaProgram(global::Kiln.Runtime.Cuda.IGpu __kiln_gpu, global::Kiln.PrecisionMode __kiln_precision) => new {CudaHostEmitter.ProgramClass}(__kiln_gpu, __kiln_precision{sep}{hyperArgs});");
+        w.Line();
         w.Line("/// <summary>Compiles nothing at run time: returns the CPU program (fp32) Kiln generated at build time, bound to this instance's hyperparameters.</summary>");
-        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram() => new {ProgramClass}(global::Kiln.PrecisionMode.Float32{sep}{hyperArgs});");
+        w.Line("public global::Kiln.Runtime.ModelProgram CreateProgram() => __KilnNewCpuProgram(global::Kiln.PrecisionMode.Float32);");
         w.Line();
         w.Line("/// <summary>");
         w.Line("/// The generated program for a device (<c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c>) and precision (Auto: bf16 on a GPU,");
@@ -43,11 +48,11 @@ internal static class ProgramEmitter
         w.Open("public global::Kiln.Runtime.ModelProgram CreateProgram(string device, global::Kiln.PrecisionMode precision = global::Kiln.PrecisionMode.Auto)");
         w.Line("var gpu = global::Kiln.Runtime.Cuda.GpuSelection.Open(device);");
         w.Line("if (gpu is not null) return CreateProgram(gpu, precision);");
-        w.Line($"return new {ProgramClass}(precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.Float32 : precision{sep}{hyperArgs});");
+        w.Line("return __KilnNewCpuProgram(precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.Float32 : precision);");
         w.Close();
         w.Line();
         w.Line("/// <summary>The generated CUDA program on <paramref name=\"gpu\"/> (Auto precision is bf16); the kernels are built at <c>dotnet build</c> or, failing that, on first use.</summary>");
-        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram(global::Kiln.Runtime.Cuda.IGpu gpu, global::Kiln.PrecisionMode precision = global::Kiln.PrecisionMode.Auto) => new {CudaHostEmitter.ProgramClass}(gpu, precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.BFloat16 : precision{sep}{hyperArgs});");
+        w.Line($"public global::Kiln.Runtime.ModelProgram CreateProgram(global::Kiln.Runtime.Cuda.IGpu gpu, global::Kiln.PrecisionMode precision = global::Kiln.PrecisionMode.Auto) => __KilnNewCudaProgram(gpu, precision == global::Kiln.PrecisionMode.Auto ? global::Kiln.PrecisionMode.BFloat16 : precision);");
         w.Line();
         w.Line("/// <summary>A trainer for this model's generated program on <see cref=\"global::Kiln.TrainOptions.Device\"/> at <see cref=\"global::Kiln.TrainOptions.Precision\"/>.</summary>");
         w.Line("public global::Kiln.Trainer CreateTrainer(global::Kiln.TrainOptions options) => new global::Kiln.Trainer(CreateProgram((options ?? throw new global::System.ArgumentNullException(nameof(options))).Device, options.Precision), options);");
@@ -69,13 +74,13 @@ internal static class ProgramEmitter
         var ctorParams = string.Join(", ", root.Hypers.Select(h => (h.Type is "float" or "double" ? "double " : "long ") + h.Name));
         var ctorArgs = string.Join(", ", root.Hypers.Select(h => h.Name));
         var ctorSep = ctorParams.Length > 0 ? ", " : "";
-        w.Open($"public {ProgramClass}(global::Kiln.PrecisionMode precision{ctorSep}{ctorParams}) : this(CheckHyperparameters({ctorArgs}), precision{ctorSep}{ctorArgs})");
+        w.Open($"public {ProgramClass}(global::Kiln.PrecisionMode __kiln_precision{ctorSep}{ctorParams}) : this(CheckHyperparameters({ctorArgs}), __kiln_precision{ctorSep}{ctorArgs})");
         w.Close();
         w.Line();
-        w.Open($"private {ProgramClass}(global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> table, global::Kiln.PrecisionMode precision{ctorSep}{ctorParams}) : base(table, table.Count == 0 ? 0 : table[table.Count - 1].Offset + table[table.Count - 1].Length, precision)");
+        w.Open($"private {ProgramClass}(global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> __kiln_table, global::Kiln.PrecisionMode __kiln_precision{ctorSep}{ctorParams}) : base(__kiln_table, __kiln_table.Count == 0 ? 0 : __kiln_table[__kiln_table.Count - 1].Offset + __kiln_table[__kiln_table.Count - 1].Length, __kiln_precision)");
         foreach (var h in root.Hypers) w.Line(h.Type is "float" or "double" ? $"_f_{h.Name} = {h.Name};" : $"_h_{h.Name} = {h.Name};");
-        w.Line("_po = new long[table.Count];");
-        w.Line("for (int i = 0; i < table.Count; i++) _po[i] = table[i].Offset;");
+        w.Line("_po = new long[__kiln_table.Count];");
+        w.Line("for (int i = 0; i < __kiln_table.Count; i++) _po[i] = __kiln_table[i].Offset;");
         w.Close();
         w.Line();
 

@@ -6,6 +6,12 @@ using Kiln.Generators.Parsing;
 
 namespace Kiln.Generators.Ir;
 
+/// <summary>The lowered graph (null on failure), the error, and warnings about hyperparameter defaults (KILN0019).</summary>
+internal sealed record LowerResult(Graph? Graph, DiagnosticInfo? Error, IReadOnlyList<DiagnosticInfo>? Warnings = null)
+{
+    public void Deconstruct(out Graph? graph, out DiagnosticInfo? error) { graph = Graph; error = Error; }
+}
+
 /// <summary>A lowering failure that becomes one located diagnostic.</summary>
 internal sealed class LowerException : Exception
 {
@@ -51,18 +57,22 @@ internal sealed class Lowerer
     }
 
     /// <summary>Lowers the loss (Train/Eval) or Forward (Predict) program; null graph with a diagnostic on failure.</summary>
-    public static (Graph? Graph, DiagnosticInfo? Error) Lower(ModelSpec spec, GraphKind kind)
+    public static LowerResult Lower(ModelSpec spec, GraphKind kind)
     {
         // A loop that cannot be a region is found while lowering its body; lowering starts again with it unrolled.
         var unroll = new HashSet<string>(StringComparer.Ordinal);
         while (true)
         {
             var l = new Lowerer(spec, kind, unroll);
-            try { return (l.Run(), null); }
+            try
+            {
+                var g = l.Run();
+                return new LowerResult(g, null, l.CheckDefaults(g.Constraints));
+            }
             catch (RegionFallback f) when (unroll.Add(f.Key)) { }
-            catch (RegionFallback f) { return (null, DiagnosticInfo.Create("KILN6001", spec.Loc, spec.Name, $"the loop '{f.Key}' could not be lowered as a region or unrolled: {f.Message}")); }
-            catch (LowerException e) { return (null, e.Info); }
-            catch (ShapeException e) { return (null, DiagnosticInfo.Create(e.Id, spec.Loc, e.Message)); }
+            catch (RegionFallback f) { return new LowerResult(null, DiagnosticInfo.Create("KILN6001", spec.Loc, spec.Name, $"the loop '{f.Key}' could not be lowered as a region or unrolled: {f.Message}")); }
+            catch (LowerException e) { return new LowerResult(null, e.Info); }
+            catch (ShapeException e) { return new LowerResult(null, DiagnosticInfo.Create(e.Id, spec.Loc, e.Message)); }
         }
     }
 
@@ -101,6 +111,21 @@ internal sealed class Lowerer
         var inputs = new List<InputDecl>();
         var args = new List<Val>();
         var lossMethod = root.Methods.FirstOrDefault(m => m.Name == _spec.LossMethod);
+        var forward = root.Methods.FirstOrDefault(m => m.Name == "Forward");
+        if (lossMethod is not null && forward is not null)
+            foreach (var lp in lossMethod.Params)
+            {
+                var fp = forward.Params.FirstOrDefault(q => q.Name == lp.Name && q.Type == lp.Type);
+                if (fp?.Dims is null || lp.Dims is null) continue;
+                var (ld, fd) = (lp.Dims.Value, fp.Dims.Value);
+                // A free size name ("B") on one side is general: the other may fix it. Ranks, constants and
+                // hyperparameters must agree, or one of the two programs takes a tensor the other cannot.
+                bool Fixed(string d) => d.All(char.IsDigit) || _rootHypers.ContainsKey(d);
+                if (ld.Count == fd.Count && Enumerable.Range(0, ld.Count).All(i => ld[i] == fd[i] || !Fixed(ld[i]) || !Fixed(fd[i]))) continue;
+                string F(Kiln.Generators.Common.EquatableArray<string> d) => "[" + string.Join(", ", d) + "]";
+                throw Fail("KILN1012", lp.Loc, $"input '{lp.Name}' is declared {F(ld)} on {lossMethod.Name} but {F(fd)} on Forward; " +
+                    "the training and prediction programs take the same input, so declare the same shape (or omit [Shape] on the loss to inherit Forward's)");
+            }
         foreach (var p in method.Params)
         {
             if (p.Type is not ("tensor" or "itensor"))
@@ -121,7 +146,9 @@ internal sealed class Lowerer
         if (_kind == GraphKind.Predict) outputs.Add(new GraphOutput(OutputRole.Prediction, t.Node, -1));
         else
         {
-            if (outNode.Rank != 0) throw Fail("KILN1010", method.Loc, method.Name, Shapes.Format(outNode.Shape));
+            // Reported at the value returned (the last top-level return), where the reduction is missing.
+            var returned = method.Body.OfType<ReturnStmt>().LastOrDefault()?.Value.Loc ?? method.Loc;
+            if (outNode.Rank != 0) throw Fail("KILN1010", returned, method.Name, Shapes.Format(outNode.Shape));
             if (outNode.DType != DType.F32) throw Fail("KILN1007", method.Loc, "the loss must be a float tensor");
             outputs.Add(new GraphOutput(OutputRole.Loss, t.Node, -1));
         }
@@ -130,6 +157,8 @@ internal sealed class Lowerer
 
     private Sym DimSym(string d, LocationInfo loc)
     {
+        if (d.Length > 0 && d.All(char.IsDigit) && !(long.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var big) && big <= int.MaxValue))
+            throw Fail("KILN1011", loc, d, $"is larger than {int.MaxValue}, the largest size an int holds");
         if (long.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0) return Sym.Const(v);
         if (d.Length == 0 || !(char.IsLetter(d[0]) || d[0] == '_') || !d.All(c => char.IsLetterOrDigit(c) || c == '_'))
             throw Fail("KILN1011", loc, d, "is neither a positive integer nor an identifier");
@@ -152,9 +181,21 @@ internal sealed class Lowerer
 
     private static LowerException Fail(string id, LocationInfo loc, params string[] args) => new(DiagnosticInfo.Create(id, loc, args));
 
+    private static string Short(string fullName) => fullName.Substring(fullName.LastIndexOf('.') + 1);
+
     // ───────────────────────────── modules and layers ─────────────────────────────
 
+    /// <summary>How deep in field initializers the lowerer is: layers and modules are created only there.</summary>
+    private int _instantiating;
+
     private void Instantiate(ModuleV m)
+    {
+        _instantiating++;
+        try { InstantiateFields(m); }
+        finally { _instantiating--; }
+    }
+
+    private void InstantiateFields(ModuleV m)
     {
         foreach (var f in m.Spec.Fields)
         {
@@ -190,7 +231,7 @@ internal sealed class Lowerer
         {
             scale = TracedFloat(args[0], call.Args[0], call.Method == "Normal" ? "the standard deviation" : "the bound");
             if (scale.IsConst && !(scale.Value >= 0 && !double.IsInfinity(scale.Value)))
-                throw Fail("KILN0018", call.Args[0].Loc, $"the {(call.Method == "Normal" ? "standard deviation" : "bound")} of parameter '{path}' is {scale}; it must be finite and non-negative");
+                throw Fail("KILN0018", call.Args[0].Loc, $"the {(call.Method == "Normal" ? "standard deviation" : "bound")} of parameter '{path}' is {((float)scale.Value).ToString(CultureInfo.InvariantCulture)}; it must be finite and non-negative");
         }
         var init = new InitRule(call.Method.ToLowerInvariant(), scale);
         var node = NewParam(path, shape, init, f.WeightDecay ?? shape.Length >= 2, call);
@@ -202,13 +243,19 @@ internal sealed class Lowerer
 
     private Val New(NewExpr e, Scope s)
     {
+        if (_instantiating == 0)
+        {
+            var what = e.Type.StartsWith("module:", StringComparison.Ordinal) ? "module " + Short(e.Type.Substring(7)) : "a " + e.Type + " layer";
+            var type = e.Type.StartsWith("module:", StringComparison.Ordinal) ? Short(e.Type.Substring(7)) : e.Type;
+            throw Fail("KILN0021", e.Loc, e.Text, what, type);
+        }
         var args = e.Args.Select(a => Eval(a, s)).ToList();
         _g.Src = Src(e.Loc, e.Text);
         switch (e.Type)
         {
             case "Linear":
             {
-                var l = new LayerV("Linear", s.Path) { In = Traced(args[0], e.Args[0], "inFeatures"), Out = Traced(args[1], e.Args[1], "outFeatures") };
+                var l = new LayerV("Linear", s.Path) { In = Size(args[0], e.Args[0], "Linear", "inFeatures"), Out = Size(args[1], e.Args[1], "Linear", "outFeatures") };
                 bool bias = Concretize(Traced(args[2], e.Args[2], "bias"), e.Args[2], "whether the layer has a bias") != 0;
                 var bound = Scalar.Const(1) / Scalar.Sqrt(Scalar.FromSym(l.In));
                 l.Weight = NewParam(s.Path + ".weight", new[] { l.Out, l.In }, new InitRule("uniform", bound), true, e);
@@ -217,20 +264,25 @@ internal sealed class Lowerer
             }
             case "Embedding":
             {
-                var l = new LayerV("Embedding", s.Path) { In = Traced(args[0], e.Args[0], "numEmbeddings"), Out = Traced(args[1], e.Args[1], "dim") };
+                var l = new LayerV("Embedding", s.Path) { In = Size(args[0], e.Args[0], "Embedding", "numEmbeddings"), Out = Size(args[1], e.Args[1], "Embedding", "dim") };
                 l.Weight = NewParam(s.Path + ".weight", new[] { l.In, l.Out }, new InitRule("normal", Scalar.Const(1)), true, e);
                 return l;
             }
             case "LayerNorm":
             {
-                var l = new LayerV("LayerNorm", s.Path) { In = Traced(args[0], e.Args[0], "dim"), Scalar = TracedFloat(args[1], e.Args[1], "eps") };
+                var l = new LayerV("LayerNorm", s.Path) { In = Size(args[0], e.Args[0], "LayerNorm", "dim"), Scalar = TracedFloat(args[1], e.Args[1], "eps") };
+                Check(l.Scalar, e.Args[1], $"LayerNorm '{s.Path}' eps", v => v > 0, "the variance floor must be positive");
                 l.Out = l.In;
                 l.Weight = NewParam(s.Path + ".weight", new[] { l.In }, new InitRule("ones", Scalar.Const(1)), false, e);
                 l.Bias = NewParam(s.Path + ".bias", new[] { l.In }, new InitRule("zeros", Scalar.Const(0)), false, e);
                 return l;
             }
             case "Dropout":
-                return new LayerV("Dropout", s.Path) { Scalar = TracedFloat(args[0], e.Args[0], "p"), Site = ++_dropoutSites };
+            {
+                var p = TracedFloat(args[0], e.Args[0], "p");
+                Check(p, e.Args[0], $"Dropout '{s.Path}' p", v => v >= 0 && v < 1, "a drop probability must be in [0, 1)");
+                return new LayerV("Dropout", s.Path) { Scalar = p, Site = ++_dropoutSites };
+            }
         }
         var typeName = e.Type.Substring("module:".Length);
         if (!_modules.TryGetValue(typeName, out var spec)) throw Fail("KILN0103", e.Loc, typeName);
@@ -255,6 +307,74 @@ internal sealed class Lowerer
         var node = _g.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), stored);
         if (_stacking is { } c) _stacked[node] = (c, shape);
         return node;
+    }
+
+    /// <summary>A layer size: a constant must be positive (else KILN0018 at the argument); a symbolic one is checked at the defaults.</summary>
+    private Sym Size(Val v, Expr e, string layer, string what)
+    {
+        var size = Traced(v, e, what);
+        if (size.TryConst(out var k) && k <= 0) throw Fail("KILN0018", e.Loc, $"{layer} {what} is {k}; sizes must be positive");
+        _defaultRules.Add(new DefaultRule(size.SizeSymbols.ToList(), (sym, _) => size.Eval(sym) > 0,
+            (sym, _) => $"{layer} {what} '{e.Text}' is {size.Eval(sym)}, but sizes must be positive"));
+        return size;
+    }
+
+    /// <summary>A float a layer needs in a range: a constant outside is KILN0018 at the argument; a symbolic one is checked at the defaults.</summary>
+    private void Check(Scalar value, Expr e, string what, Func<double, bool> ok, string rule)
+    {
+        if (value.IsConst)
+        {
+            if (!ok(value.Value)) throw Fail("KILN0018", e.Loc, $"{what} is {value}; {rule}");
+            return;
+        }
+        var names = FloatNames(value);
+        _defaultRules.Add(new DefaultRule(names, (sym, hyper) => ok(value.Eval(hyper, sym)), (sym, hyper) => $"{what} '{e.Text}' is {value.Eval(hyper, sym).ToString(CultureInfo.InvariantCulture)}, but {rule}"));
+    }
+
+    /// <summary>The hyperparameters a symbolic float reads (its printed form names them).</summary>
+    private List<string> FloatNames(Scalar value) =>
+        _rootHypers.Keys.Where(h => System.Text.RegularExpressions.Regex.IsMatch(value.ToString(), @"(?<![\w$])" + System.Text.RegularExpressions.Regex.Escape(h) + @"(?![\w])")).ToList();
+
+    /// <summary>A rule the model needs of its hyperparameters, checked at their defaults (KILN0019 when they break it).</summary>
+    private sealed record DefaultRule(IReadOnlyList<string> Hypers, Func<Func<string, long>, Func<string, double>, bool> Holds, Func<Func<string, long>, Func<string, double>, string> Describe);
+
+    private readonly List<DefaultRule> _defaultRules = new();
+
+    /// <summary>
+    /// The rules and run-time constraints that the hyperparameters' defaults break (KILN0019 warnings at the first
+    /// hyperparameter involved): construction with the defaults would throw.
+    /// </summary>
+    private List<DiagnosticInfo> CheckDefaults(IEnumerable<Constraint> constraints)
+    {
+        var warnings = new List<DiagnosticInfo>();
+        bool HasDefaults(IEnumerable<string> names) => names.All(n => _rootHypers.TryGetValue(n, out var h) && h.Default is not null);
+        long Sym(string n) => (long)_rootHypers[n].Default!.Value;
+        double Hyper(string n) => _rootHypers[n].Default!.Value;
+        void Warn(IReadOnlyList<string> names, string rule)
+        {
+            if (names.Count == 0) return;
+            var d = DiagnosticInfo.Create("KILN0019", _rootHypers[names[0]].Loc, string.Join(", ", names), rule);
+            if (!warnings.Contains(d)) warnings.Add(d);
+        }
+        foreach (var r in _defaultRules)
+            if (r.Hypers.Count > 0 && HasDefaults(r.Hypers))
+            {
+                try { if (!r.Holds(Sym, Hyper)) Warn(r.Hypers, r.Describe(Sym, Hyper)); }
+                catch (DivideByZeroException) { }
+            }
+        foreach (var c in constraints)
+        {
+            var names = c.A.Symbols.Concat(c.B.Symbols).Distinct().ToList();
+            if (names.Count == 0 || !HasDefaults(names)) continue;
+            try
+            {
+                long a = c.A.Eval(Sym), b = c.B.Eval(Sym);
+                bool ok = c.Kind == ConstraintKind.Equal ? a == b : b != 0 && a % b == 0;
+                if (!ok) Warn(names, $"{c.Message} ({(c.Kind == ConstraintKind.Equal ? $"{c.A} = {a}, {c.B} = {b}" : $"{a} is not divisible by {b}")})");
+            }
+            catch (DivideByZeroException) { Warn(names, $"{c.Message} (a division by zero)"); }
+        }
+        return warnings;
     }
 
     private static Sym Traced(Val v, Expr e, string what) => v switch
@@ -332,7 +452,7 @@ internal sealed class Lowerer
         public bool InRegionBody { get; set; }
     }
 
-    private Val Call(ModuleV m, MethodSpec method, IReadOnlyList<Val> args, LocationInfo at)
+    private Val Call(ModuleV m, MethodSpec method, IReadOnlyList<Val> args, LocationInfo at, IReadOnlyList<LocationInfo>? argLocs = null)
     {
         var key = m.Spec.Name + "." + method.Name;
         if (_callStack.Contains(key))
@@ -356,10 +476,48 @@ internal sealed class Lowerer
                 a.Describe, KindName(p.Type));
             locals[p.Name] = a is IntV iv && p.Type is "float" or "double" ? new FloatV(Scalar.FromSym(iv.Value)) : a;
         }
+        if (argLocs is not null) CheckDeclaredShapes(m, method, key, args, argLocs);
         var scope = new Scope(m, locals, m.Path);
         var result = Exec(method.Body, scope);
         _callStack.RemoveAt(_callStack.Count - 1);
         return result ?? throw Fail("KILN0105", method.Loc, key);
+    }
+
+    /// <summary>
+    /// A module method's <c>[Shape]</c> parameters hold at every call: the rank, each constant, each size named by
+    /// a hyperparameter of the module, and each free name bound consistently within the call. What cannot be
+    /// decided from the hyperparameters becomes a run-time check; what is known to differ is KILN1012 at the argument.
+    /// </summary>
+    private void CheckDeclaredShapes(ModuleV m, MethodSpec method, string key, IReadOnlyList<Val> args, IReadOnlyList<LocationInfo> argLocs)
+    {
+        var free = new Dictionary<string, Sym>(StringComparer.Ordinal);
+        for (int i = 0; i < method.Params.Count && i < args.Count; i++)
+        {
+            var p = method.Params[i];
+            if (p.Dims is null || args[i] is not TensorV t) continue;
+            var dims = p.Dims.Value;
+            var actual = _g[t.Node].Shape;
+            var loc = i < argLocs.Count ? argLocs[i] : method.Loc;
+            string Declared() => "[" + string.Join(", ", dims) + "]";
+            if (actual.Length != dims.Count)
+                throw Fail("KILN1012", loc, $"argument '{p.Name}' of {key} is declared {Declared()} (rank {dims.Count}) but is {Shapes.Format(actual)} (rank {actual.Length}); reshape the argument or change the [Shape] on the parameter");
+            for (int d = 0; d < dims.Count; d++)
+            {
+                var name = dims[d];
+                Sym want;
+                if (long.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out _)) want = DimSym(name, p.Loc);
+                else if (m.Env.TryGetValue(name, out var hv) && hv is IntV hi) want = hi.Value;
+                else if (free.TryGetValue(name, out var bound)) want = bound;
+                else { DimSym(name, p.Loc); free[name] = actual[d]; continue; }
+                var message = $"argument '{p.Name}' of {key} is declared {Declared()} but is {Shapes.Format(actual)}: '{name}' is {want} but axis {d} is {actual[d]}";
+                switch (Sym.Compare(actual[d], want))
+                {
+                    case SymCompare.Equal: break;
+                    case SymCompare.Unknown: _g.Require(actual[d], want, message); break;
+                    default: throw Fail("KILN1012", loc, message + "; pass a tensor of the declared shape or change the [Shape] on the parameter");
+                }
+            }
+        }
     }
 
     private Val? Exec(IEnumerable<Stmt> body, Scope s)
@@ -877,7 +1035,7 @@ internal sealed class Lowerer
                 var method = target.Spec.Methods.FirstOrDefault(m => m.Name == c.Method)
                     ?? throw Fail("KILN0007", c.Loc, target.Spec.Name, c.Method);
                 var args = c.Args.Select(a => Eval(a, s)).ToList();
-                return Call(target, method, args, c.Loc);
+                return Call(target, method, args, c.Loc, c.Args.Select(a => a.Loc).ToList());
             }
             case CallKind.Math:
             {
@@ -907,6 +1065,7 @@ internal sealed class Lowerer
                 throw Fail("KILN0017", c.Loc, $"'{c.Text}' declares a parameter outside a field initializer");
             case CallKind.Repeat:
             {
+                if (_instantiating == 0) throw Fail("KILN0021", c.Loc, c.Text, "repeated modules", "Module[]");
                 var count = Traced(Eval(c.Args[0], s), c.Args[0], "the repeat count");
                 if (count.TryConst(out var negative) && negative < 0)
                     throw Fail("KILN0018", c.Args[0].Loc, $"Module.Repeat creates {negative} modules; the count must be zero or more");

@@ -28,6 +28,22 @@ internal sealed class ExprParser
     public ExprParser(SemanticModel model, List<DiagnosticInfo> diags, CancellationToken ct, INamedTypeSymbol owner, bool fieldInitializer = false)
     { _model = model; _diags = diags; _ct = ct; _owner = owner; _fieldInitializer = fieldInitializer; }
 
+    /// <summary>A diagnostic reported at <paramref name="at"/> (a declaration) for a use at <paramref name="e"/>, reported once per declaration.</summary>
+    private Expr ErrorAt(ExpressionSyntax e, LocationInfo at, string id, params string[] args)
+    {
+        var d = DiagnosticInfo.Create(id, at, args);
+        if (!_diags.Contains(d)) _diags.Add(d);
+        return new LitExpr(ModelParser.Loc(e), e.ToString(), 0, "error");
+    }
+
+    /// <summary>"a Linear layer", "module Block" or "an array of them" when <paramref name="t"/> holds layers or modules, else null.</summary>
+    private static string? HoldsLayer(ITypeSymbol t)
+    {
+        if (t is IArrayTypeSymbol a) return HoldsLayer(a.ElementType) is null ? null : "an array of " + (ModelParser.LayerName(a.ElementType) is { } l ? l + " layers" : "modules " + a.ElementType.Name);
+        if (ModelParser.LayerName(t) is { } layer) return "a " + layer + " layer";
+        return ModelParser.IsModuleType(t) ? "module " + t.Name : null;
+    }
+
     private Expr Error(ExpressionSyntax e, string id, params string[] args)
     {
         _diags.Add(DiagnosticInfo.Create(id, ModelParser.Loc(e), args));
@@ -142,6 +158,10 @@ internal sealed class ExprParser
                 return new NameExpr(loc, id.ToString(), id.Identifier.Text);
             case IFieldSymbol f when SymbolEqualityComparer.Default.Equals(f.ContainingType, _owner) && !f.IsStatic:
                 return new NameExpr(loc, id.ToString(), f.Name);
+            case IFieldSymbol f when f.IsStatic && HoldsLayer(f.Type) is { } held:
+                return ErrorAt(id, ModelParser.LocOf(f), "KILN0025", f.Name, held, "static field", f.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat));
+            case IPropertySymbol p when HoldsLayer(p.Type) is { } held:
+                return ErrorAt(id, ModelParser.LocOf(p), "KILN0025", p.Name, held, "property", p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat));
             case IFieldSymbol f when f.IsStatic:
                 return Error(id, "KILN0012", id.ToString(), "it is static field " + f.ContainingType.Name + "." + f.Name + ", whose value is not known at build time");
             case IPropertySymbol p:

@@ -24,6 +24,19 @@ internal sealed class ModelParser
     public const string RecomputeAttribute = "Kiln.RecomputeAttribute";
     private static readonly string[] LayerTypes = { "Linear", "Embedding", "LayerNorm", "Dropout" };
 
+    /// <summary>The members the generator adds to every [Model] class, and what each is.</summary>
+    private static readonly Dictionary<string, string> ReservedNames = new(StringComparer.Ordinal)
+    {
+        ["CreateProgram"] = "the method that returns the compiled program",
+        ["CreateTrainer"] = "the method that returns a trainer",
+        ["KilnIr"] = "the optimised IR as text",
+        ["KilnCudaSource"] = "the CUDA source the build compiles",
+        ["__KilnProgram"] = "the CPU program class",
+        ["__KilnCudaProgram"] = "the CUDA program class",
+        ["__KilnNewCpuProgram"] = "a helper that creates the CPU program",
+        ["__KilnNewCudaProgram"] = "a helper that creates the CUDA program",
+    };
+
     private readonly Compilation _compilation;
     private readonly CancellationToken _ct;
     private readonly List<DiagnosticInfo> _diags = new();
@@ -65,6 +78,12 @@ internal sealed class ModelParser
         string? loss = losses.Count == 1 && IsTensor(losses[0].ReturnType) ? losses[0].Name : null;
 
         ParseModule(type, new List<string>(), LocOf(type));
+        // Members the generated half of the class declares: a user member of the same name would not compile.
+        foreach (var member in type.GetMembers().Where(m => !m.IsImplicitlyDeclared && ReservedNames.ContainsKey(m.Name)))
+        {
+            _diags.Add(DiagnosticInfo.Create("KILN0020", LocOf(member), member.Name, ReservedNames[member.Name]));
+            _unusable = true;
+        }
         var spec = new ModelSpec(
             type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
             type.Name,
@@ -112,9 +131,16 @@ internal sealed class ModelParser
         }
         if (_modules.ContainsKey(name)) return;
         _modules[name] = null; // placeholder while parsing (guards re-entry)
-        if (type.IsGenericType)
+        if (type.IsGenericType || type.IsRecord)
         {
-            // DeclarationAnalyzer reports KILN0003 at the class; the model just cannot be compiled.
+            // DeclarationAnalyzer reports KILN0003 / KILN0023 at the class; the model just cannot be compiled.
+            _unusable = true;
+            return;
+        }
+        // A model method with a signature Kiln cannot compile (async, ref/out): the analyzer reports KILN0022, and the
+        // class's bodies are not read (their calls to that method would only add follow-on errors).
+        if (type.GetMembers().OfType<IMethodSymbol>().Any(m => m.MethodKind == MethodKind.Ordinary && !m.IsImplicitlyDeclared && Analyzers.DeclarationAnalyzer.BadSignature(m) is not null))
+        {
             _unusable = true;
             return;
         }

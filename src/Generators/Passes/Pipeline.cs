@@ -69,7 +69,10 @@ internal static class Pipeline
         var dumps = new List<(string, string)>();
         Graph? Build(GraphKind kind)
         {
-            var (g, err) = Lowerer.Lower(spec, kind);
+            var lowered = Lowerer.Lower(spec, kind);
+            var (g, err) = lowered;
+            foreach (var w in lowered.Warnings ?? Array.Empty<DiagnosticInfo>())
+                if (!diags.Contains(w)) diags.Add(w);
             if (g is null)
             {
                 if (err is not null && !diags.Contains(err)) diags.Add(err);
@@ -106,7 +109,7 @@ internal static class Pipeline
         var eval = train is null ? null : Build(GraphKind.Eval);
         var root = spec.Modules.First(m => m.FullName == spec.RootModule);
         var predict = eval is not null && root.Methods.Any(m => m.Name == "Forward") ? Build(GraphKind.Predict) : null;
-        if (train is null || eval is null || diags.Any(d => d.Id != "KILN2003")) return (null, diags);
+        if (train is null || eval is null || diags.Any(d => Diagnostics.Descriptors.Get(d.Id).DefaultSeverity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error)) return (null, diags);
         var programs = new List<ProgramDef> { ProgramDef.For(GraphKind.Train, train), ProgramDef.For(GraphKind.Eval, eval) };
         if (predict is not null) programs.Add(ProgramDef.For(GraphKind.Predict, predict));
         return (new CompiledModel(spec, programs, dumps), diags);

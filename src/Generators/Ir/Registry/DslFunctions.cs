@@ -186,7 +186,15 @@ internal static class DslFunctions
             {
                 var known = Sym.One;
                 foreach (var d in shape) if (d is not null) known *= d;
-                shape[infer] = Sym.Div(Shapes.Numel(g[x].Shape), known);
+                var numel = Shapes.Numel(g[x].Shape);
+                var inferred = Sym.Div(numel, known);
+                if (!(inferred * known).Equals(numel))
+                {
+                    if (numel.IsConst && known.IsConst)
+                        throw c.Fail("KILN1004", $"Reshape cannot infer dimension {infer}: {numel} elements do not divide by {known}, the product of the other dimensions");
+                    g.RequireDivisible(numel, known, $"Reshape infers dimension {infer}: {Shapes.Format(g[x].Shape)} must divide by {known}");
+                }
+                shape[infer] = inferred;
             }
             return g.Add(Op.Reshape, new[] { x }, shape: shape.Select(d => d!).ToArray());
         });

@@ -37,6 +37,17 @@ internal static partial class OpRegistry
                 ShapeRules.RequireFloat(a.Inputs[0], "Gather (the table)");
                 ShapeRules.RequireInt(a.Inputs[1], "Gather (the indices)");
                 if (a.Inputs[0].Rank != 2) throw new ShapeException("KILN1003", $"Gather needs a rank-2 table [N, D], got {Shapes.Format(a.Inputs[0].Shape)}");
+                // Positions 0..n-1 (Ops.Arange(n)) looked up in a table of fewer rows: an error when both are known, else checked.
+                if (a.Inputs[1].Op == Op.Arange)
+                {
+                    Sym n = a.Inputs[1].Shape[0], rows = a.Inputs[0].Shape[0];
+                    var message = $"Ops.Arange({n}) looks up rows 0 to {n - Sym.One} of a table with {rows} rows";
+                    switch (Sym.Compare(n, rows))
+                    {
+                        case SymCompare.Greater: throw new ShapeException("KILN1013", message + "; make the table larger or the range shorter");
+                        case SymCompare.Unknown: a.Require(Sym.Div(n, rows + Sym.One), Sym.Zero, message); break;
+                    }
+                }
                 return (DType.F32, a.Inputs[1].Shape.Concat(new[] { a.Inputs[0].Shape[1] }).ToArray());
             },
             Grad = (g, n, dy) => new int?[] { g.Add(Op.GatherGrad, new[] { dy, n.Inputs[1] }, new GatherGradAttr(g[n.Inputs[0]].Shape[0])), null },
