@@ -53,6 +53,42 @@ public class ProgramBehaviourTests
     }
 
     [Fact]
+    public void Float_hyperparameters_out_of_their_range_are_rejected_when_the_model_is_constructed()
+    {
+        // Layers and Parameter declarations validate their arguments as the model's field initializers run, so a
+        // bad value passed for a hyperparameter fails at 'new Model(...)', naming the rule.
+        const string source = """
+            using Kiln;
+            namespace N;
+            [Model]
+            public partial class Ranges(float p = 0.1f, float eps = 1e-5f, float std = 0.02f, int dim = 4)
+            {
+                Tensor w = Parameter.Normal(std, dim, dim);
+                LayerNorm norm = new(dim, eps);
+                Dropout drop = new(p);
+                [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x) => Ops.Mean(Ops.Square(drop.Forward(norm.Forward(Ops.MatMul(x, w)))));
+            }
+            """;
+        var asm = GeneratorHarness.Build(source);
+        Assert.NotNull(GeneratorHarness.CreateProgram(asm, "N.Ranges"));
+        Assert.NotNull(GeneratorHarness.CreateProgram(asm, "N.Ranges", 0.0f, 1e-3f, 0.0f));
+        foreach (var (args, phrase) in new (object[] Args, string Phrase)[]
+        {
+            (new object[] { 1.0f }, "probability must be in [0, 1)"),
+            (new object[] { -0.5f }, "probability must be in [0, 1)"),
+            (new object[] { 0.1f, 0.0f }, "eps must be positive"),
+            (new object[] { 0.1f, 1e-5f, -1.0f }, "finite and non-negative"),
+            (new object[] { 0.1f, 1e-5f, float.PositiveInfinity }, "finite and non-negative"),
+            (new object[] { 0.1f, 1e-5f, 0.02f, 0 }, "must be positive"),
+        })
+        {
+            var e = Unwrap(Assert.ThrowsAny<Exception>(() => GeneratorHarness.CreateProgram(asm, "N.Ranges", args)));
+            Assert.IsType<ArgumentOutOfRangeException>(e);
+            Assert.Contains(phrase, e.Message);
+        }
+    }
+
+    [Fact]
     public void Hyperparameters_named_like_generated_parameters_compile_and_run()
     {
         // device, precision, gpu, table, options, batch and ctx are names the generated code uses too.
