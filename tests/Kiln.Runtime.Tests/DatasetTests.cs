@@ -86,4 +86,32 @@ public class DatasetTests
         Assert.NotEqual(epoch0, epoch1);
         Assert.Equal(Shuffling.Permutation(10, 3, RandomStreams.EpochShuffle(1)).Take(9), epoch1);
     }
+
+    [Fact]
+    public void Token_windows_pair_each_window_with_the_next_tokens()
+    {
+        var tokens = Enumerable.Range(100, 10).ToArray(); // 100..109
+        var every = new TokenWindows(tokens, context: 4);
+        Assert.Equal(6, every.Count); // starts 0..5: the last window 105..108 has target 106..109
+        Assert.Equal(4, every.TokensPerExample);
+        var batch = every.GetBatch(new[] { 5, 0 });
+        Assert.Equal(new[] { 2, 4 }, batch["idx"].Shape);
+        Assert.Equal(new[] { 105, 106, 107, 108, 100, 101, 102, 103 }, batch["idx"].Ints);
+        Assert.Equal(new[] { 106, 107, 108, 109, 101, 102, 103, 104 }, batch["targets"].Ints);
+
+        var disjoint = new TokenWindows(tokens, context: 4, stride: 4, inputName: "x", targetName: "y");
+        Assert.Equal(2, disjoint.Count); // 100..103 → 101..104 and 104..107 → 105..108
+        Assert.Equal(new[] { 104, 105, 106, 107 }, disjoint.GetBatch(new[] { 1 })["x"].Ints);
+        Assert.Throws<ArgumentOutOfRangeException>(() => disjoint.GetBatch(new[] { 2 }));
+    }
+
+    [Fact]
+    public void Token_windows_refuse_too_little_data_and_bad_settings()
+    {
+        Assert.Contains("shorter context", Assert.Throws<ArgumentException>(() => new TokenWindows(new int[4], context: 4)).Message);
+        Assert.Equal(1, new TokenWindows(new int[5], context: 4).Count);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TokenWindows(new int[9], context: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TokenWindows(new int[9], context: 2, stride: 0));
+        Assert.Throws<ArgumentException>(() => new TokenWindows(new int[9], context: 2, inputName: "x", targetName: "x"));
+    }
 }
