@@ -56,7 +56,7 @@ public readonly record struct StepContext(ulong Seed, long Step, int MicroStep, 
 /// <c>Cuda.CudaModelProgram</c>). The trainer drives a program only through the members here, so the
 /// gradient norm, scaling and the optimizer update run where the program's data lives.
 /// </summary>
-public abstract class ModelProgram
+public abstract partial class ModelProgram
 {
     private float[]? _lowParams;
     private bool _lowParamsStale = true;

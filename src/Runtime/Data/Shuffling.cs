@@ -38,15 +38,28 @@ internal sealed class EpochSampler
     private int[] _order;
     private int _position;
 
-    public EpochSampler(int count, ulong seed)
+    public EpochSampler(int count, ulong seed) : this(count, seed, 0, 0) { }
+
+    /// <summary>A sampler that continues where one over the same <paramref name="count"/> and <paramref name="seed"/> stood (a checkpoint's data position).</summary>
+    public EpochSampler(int count, ulong seed, long epoch, int position)
     {
+        if (epoch < 0 || position < 0 || position > count)
+            throw new ArgumentOutOfRangeException(nameof(position), $"Data position (epoch {epoch}, example {position}) is outside an epoch of {count} examples.");
         _count = count;
         _seed = seed;
-        _order = Shuffling.Permutation(count, seed, RandomStreams.EpochShuffle(0));
+        Epoch = epoch;
+        _position = position;
+        _order = Shuffling.Permutation(count, seed, RandomStreams.EpochShuffle(epoch));
     }
 
     /// <summary>The epoch the next batch comes from.</summary>
     public long Epoch { get; private set; }
+
+    /// <summary>Examples of the current epoch already handed out.</summary>
+    public int Position => _position;
+
+    /// <summary>The number of examples per epoch.</summary>
+    public int Count => _count;
 
     /// <summary>Writes the next <c>destination.Length</c> indices.</summary>
     public void Next(Span<int> destination)

@@ -20,14 +20,14 @@ internal sealed class MetricsLog : IDisposable
         _writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false });
     }
 
-    /// <summary>Creates (or truncates) the file at <paramref name="path"/>, creating its directory.</summary>
-    public static MetricsLog Create(string path)
+    /// <summary>Creates (or truncates) the file at <paramref name="path"/>, creating its directory; <paramref name="append"/> adds to it instead (a continued run).</summary>
+    public static MetricsLog Create(string path, bool append = false)
     {
         try
         {
             string full = Path.GetFullPath(path);
             if (Path.GetDirectoryName(full) is { Length: > 0 } dir) Directory.CreateDirectory(dir);
-            return new MetricsLog(new FileStream(full, FileMode.Create, FileAccess.Write, FileShare.Read));
+            return new MetricsLog(new FileStream(full, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {

@@ -37,7 +37,10 @@ public enum ProgressMode
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Optimizer steps per <see cref="Trainer.Fit"/> call.</summary>
+    /// <summary>
+    /// The length of the run in optimizer steps: the schedule spans it, and <see cref="Trainer.Fit"/> trains from the
+    /// trainer's current <see cref="Trainer.Step"/> (0, or where a loaded checkpoint left off) up to it.
+    /// </summary>
     public long Steps { get; init; } = 1000;
 
     /// <summary>Examples per micro-batch (one forward/backward); a step sees <c>BatchSize × GradientAccumulation</c> examples.</summary>
@@ -94,10 +97,22 @@ public sealed record TrainOptions
     /// <summary>Stop after this many evaluations without a new best eval loss and restore the best parameters; 0 turns early stopping off.</summary>
     public int EarlyStoppingPatience { get; init; }
 
+    /// <summary>
+    /// Save a checkpoint (<see cref="Trainer.SaveCheckpoint"/>) every this many steps and at the end of
+    /// <see cref="Trainer.Fit"/>; 0 saves none. Needs <see cref="CheckpointPath"/>.
+    /// </summary>
+    public long CheckpointEvery { get; init; }
+
+    /// <summary>
+    /// Where checkpoints go: a file path, written atomically (the previous checkpoint stays whole until the new one is
+    /// complete). <c>{step}</c> in the path is replaced by the step, to keep one file per checkpoint.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
     /// <summary>Run seed: keys parameter initialisation, data order and dropout.</summary>
     public ulong Seed { get; init; } = 1337;
 
-    /// <summary>Path of a JSON Lines metrics file (one object per step and per evaluation), or null for none.</summary>
+    /// <summary>Path of a JSON Lines metrics file (one object per step and per evaluation), or null for none. A run that starts at step 0 replaces the file; one that continues (after <see cref="Trainer.LoadCheckpoint"/>, or a second <see cref="Trainer.Fit"/>) appends to it.</summary>
     public string? MetricsLog { get; init; }
 
     /// <summary>How progress is shown.</summary>
@@ -156,6 +171,9 @@ public sealed record TrainOptions
         Require(EarlyStoppingPatience == 0 || EvalEvery > 0, nameof(EarlyStoppingPatience),
             $"= {EarlyStoppingPatience} needs periodic evaluation; set EvalEvery to a number of steps, or set EarlyStoppingPatience = 0.");
         Require(MetricsLog is null || !string.IsNullOrWhiteSpace(MetricsLog), nameof(MetricsLog), "must be a file path or null (no log), not an empty string.");
+        Require(CheckpointEvery >= 0, nameof(CheckpointEvery), $"must be 0 (no checkpoints) or a positive number of steps (got {CheckpointEvery}).");
+        Require(CheckpointEvery == 0 || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath),
+            $"must name a file when CheckpointEvery = {CheckpointEvery}, e.g. \"checkpoints/run-{{step}}.safetensors\".");
         Require(Enum.IsDefined(Progress), nameof(Progress), $"must be Auto, Plain or None (got {(int)Progress}).");
         Require(MaxConsecutiveSkips >= 1, nameof(MaxConsecutiveSkips), $"must be 1 or more (got {MaxConsecutiveSkips}).");
         Require(float.IsFinite(InitialLossScale) && InitialLossScale >= 1f, nameof(InitialLossScale), $"must be finite and at least 1 (got {InitialLossScale}); 65536 is PyTorch's default.");

@@ -13,7 +13,7 @@ namespace Kiln;
 /// accumulation, clipping, the learning-rate schedule, the optimizer, evaluation, early stopping,
 /// progress and a metrics log. Everything runs on the calling thread.
 /// </summary>
-public sealed class Trainer
+public sealed partial class Trainer
 {
     private Dataset? _samplerFor;
     private EpochSampler? _sampler;
@@ -72,15 +72,22 @@ public sealed class Trainer
     internal TextWriter? PlainOutput { get; set; }
 
     /// <summary>
-    /// Runs <see cref="TrainOptions.Steps"/> optimizer steps on <paramref name="train"/>, evaluating on
-    /// <paramref name="eval"/> every <see cref="TrainOptions.EvalEvery"/> steps and at the end.
+    /// Trains on <paramref name="train"/> from the current <see cref="Step"/> up to <see cref="TrainOptions.Steps"/>,
+    /// evaluating on <paramref name="eval"/> every <see cref="TrainOptions.EvalEvery"/> steps and at the end, and saving
+    /// checkpoints every <see cref="TrainOptions.CheckpointEvery"/> steps and at the end. After
+    /// <see cref="LoadCheckpoint"/> it continues the saved run: same schedule, data order and random streams.
     /// </summary>
+    /// <param name="train">The training data.</param>
+    /// <param name="eval">Data to evaluate on, or null.</param>
+    /// <param name="untilStep">Stop at this step instead of <see cref="TrainOptions.Steps"/> (when it is smaller): a run
+    /// can be trained in parts, each ending with an evaluation and a checkpoint; the schedule still spans Steps.</param>
     /// <exception cref="ArgumentException">The data cannot feed the configured run (too few examples, early stopping without eval data).</exception>
     /// <exception cref="TrainingDivergedException"><see cref="TrainOptions.MaxConsecutiveSkips"/> steps in a row had a non-finite loss or gradient norm.</exception>
-    public TrainResult Fit(Dataset train, Dataset? eval = null)
+    public TrainResult Fit(Dataset train, Dataset? eval = null, long? untilStep = null)
     {
         ArgumentNullException.ThrowIfNull(train);
         var o = Options;
+        long end = Math.Min(o.Steps, untilStep ?? o.Steps);
         if (train.Count < o.BatchSize)
             throw new ArgumentException(
                 $"The training set has {train.Count} examples, fewer than TrainOptions.BatchSize = {o.BatchSize}; lower BatchSize or add data.", nameof(train));
@@ -91,14 +98,26 @@ public sealed class Trainer
                 $"TrainOptions.EarlyStoppingPatience = {o.EarlyStoppingPatience} needs eval data: call Fit(train, eval), or set EarlyStoppingPatience = 0.", nameof(eval));
         CheckInputs(train, nameof(train));
         if (eval is not null) CheckInputs(eval, nameof(eval));
-        if (!ReferenceEquals(_samplerFor, train) || _sampler is null)
+        if (_resumeData is { } resume)
+        {
+            if (resume.Examples != train.Count)
+                throw new ArgumentException(
+                    $"The checkpoint was saved while training on {resume.Examples} examples, but this training set has {train.Count}, so its data order cannot continue. " +
+                    "Resume with the same data, or call ResetDataOrder() to start a fresh order on this data.", nameof(train));
+            _sampler = new EpochSampler(train.Count, o.Seed, resume.Epoch, resume.Position);
+            _samplerFor = train;
+            _resumeData = null;
+        }
+        else if (!ReferenceEquals(_samplerFor, train) || _sampler is null)
         {
             _sampler = new EpochSampler(train.Count, o.Seed);
             _samplerFor = train;
         }
 
-        using var metrics = o.MetricsLog is null ? null : MetricsLog.Create(o.MetricsLog);
-        var run = new Run(this, train, eval, _sampler, metrics);
+        // A run that continues (a later Fit call, or one after LoadCheckpoint) adds to the log instead of replacing it.
+        using var metrics = o.MetricsLog is null ? null : MetricsLog.Create(o.MetricsLog, append: Step > 0);
+        var run = new Run(this, train, eval, _sampler, metrics, end);
+        if (Step >= end) return run.Execute(null);
         bool live = o.Progress == ProgressMode.Auto && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
         if (o.Progress == ProgressMode.None) return run.Execute(null);
         if (!live) return run.Execute(new PlainProgress(PlainOutput ?? Console.Out, o.Steps));
@@ -175,7 +194,7 @@ public sealed class Trainer
     }
 
     /// <summary>One loop over the steps of a <see cref="Fit"/> call and the bookkeeping it needs.</summary>
-    private sealed class Run(Trainer trainer, Dataset train, Dataset? eval, EpochSampler sampler, MetricsLog? metrics)
+    private sealed class Run(Trainer trainer, Dataset train, Dataset? eval, EpochSampler sampler, MetricsLog? metrics, long end)
     {
         private readonly List<double> _losses = new();
         private readonly List<EvalPoint> _evals = new();
@@ -200,7 +219,8 @@ public sealed class Trainer
             double reportLoss = 0;
             int reportCount = 0;
 
-            for (long i = 0; i < o.Steps; i++)
+            long remaining = Math.Max(0, end - trainer.Step);
+            for (long i = 0; i < remaining; i++)
             {
                 long step = trainer.Step;
                 stepClock.Restart();
@@ -268,7 +288,7 @@ public sealed class Trainer
                     throw new TrainingDivergedException(message, trainer.Step, consecutiveSkips);
                 }
 
-                bool last = i == o.Steps - 1;
+                bool last = i == remaining - 1;
                 bool evalNow = eval is not null && (last || (o.EvalEvery > 0 && trainer.Step % o.EvalEvery == 0));
                 if (evalNow)
                 {
@@ -300,9 +320,12 @@ public sealed class Trainer
                     }
                 }
 
+                if (o.CheckpointEvery > 0 && (last || stoppedEarly || trainer.Step % o.CheckpointEvery == 0))
+                    trainer.SaveCheckpoint(o.CheckpointPath!.Replace("{step}", trainer.Step.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
                 if (progress is not null)
                 {
-                    var snapshot = new Snapshot(stepsRun, o.Steps, reportCount > 0 ? reportLoss / reportCount : double.NaN, lr, gradNorm, lastEval,
+                    var snapshot = new Snapshot(trainer.Step, o.Steps, reportCount > 0 ? reportLoss / reportCount : double.NaN, lr, gradNorm, lastEval,
                         trainSeconds > 0 ? examplesSeen / trainSeconds : 0, skipped);
                     if (progress.Report(snapshot))
                     {
