@@ -27,15 +27,64 @@ internal static class Shuffling
 }
 
 /// <summary>
+/// A pseudo-random permutation of 0…n−1 evaluated one position at a time, in O(1) memory: a four-round Feistel
+/// network keyed by Philox over the smallest even power of two ≥ n, with cycle walking to stay below n. For datasets
+/// too large to hold a shuffled index array (hundreds of millions of token windows).
+/// </summary>
+internal readonly struct KeyedPermutation
+{
+    private readonly long _n;
+    private readonly int _halfBits;
+    private readonly ulong _key, _stream;
+
+    public KeyedPermutation(long n, ulong key, ulong stream)
+    {
+        _n = n;
+        int bits = 2;
+        while (bits < 62 && (1L << bits) < n) bits += 2;
+        _halfBits = bits / 2;
+        _key = key;
+        _stream = stream;
+    }
+
+    /// <summary>The element at position <paramref name="i"/> (0 ≤ i &lt; n).</summary>
+    public long this[long i]
+    {
+        get
+        {
+            long x = i;
+            do x = Encrypt(x); while (x >= _n);
+            return x;
+        }
+    }
+
+    private long Encrypt(long x)
+    {
+        ulong mask = (1UL << _halfBits) - 1;
+        ulong left = (ulong)x >> _halfBits, right = (ulong)x & mask;
+        for (ulong round = 0; round < 4; round++)
+        {
+            var b = Philox.Block(_key, _stream, (round << 56) | right);
+            (left, right) = (right, (left ^ b.X0 ^ ((ulong)b.X1 << 32)) & mask);
+        }
+        return (long)((left << _halfBits) | right);
+    }
+}
+
+/// <summary>
 /// Hands out training indices epoch by epoch: each epoch is a fresh permutation keyed by (seed, epoch),
 /// read front to back; a batch never straddles two epochs (the remainder of an epoch smaller than a
 /// batch is dropped), so no example repeats within an epoch and every batch has the same size.
 /// </summary>
 internal sealed class EpochSampler
 {
+    /// <summary>Above this many examples an epoch's order is computed per position instead of held as an array.</summary>
+    internal const int MaterializedLimit = 1 << 24;
+
     private readonly int _count;
     private readonly ulong _seed;
-    private int[] _order;
+    private int[]? _order;
+    private KeyedPermutation _lazy;
     private int _position;
 
     public EpochSampler(int count, ulong seed) : this(count, seed, 0, 0) { }
@@ -49,7 +98,13 @@ internal sealed class EpochSampler
         _seed = seed;
         Epoch = epoch;
         _position = position;
-        _order = Shuffling.Permutation(count, seed, RandomStreams.EpochShuffle(epoch));
+        Shuffle();
+    }
+
+    private void Shuffle()
+    {
+        if (_count <= MaterializedLimit) _order = Shuffling.Permutation(_count, _seed, RandomStreams.EpochShuffle(Epoch));
+        else _lazy = new KeyedPermutation(_count, _seed, RandomStreams.EpochShuffle(Epoch));
     }
 
     /// <summary>The epoch the next batch comes from.</summary>
@@ -69,10 +124,11 @@ internal sealed class EpochSampler
         if (_position + destination.Length > _count)
         {
             Epoch++;
-            _order = Shuffling.Permutation(_count, _seed, RandomStreams.EpochShuffle(Epoch));
+            Shuffle();
             _position = 0;
         }
-        _order.AsSpan(_position, destination.Length).CopyTo(destination);
+        if (_order is not null) _order.AsSpan(_position, destination.Length).CopyTo(destination);
+        else for (int i = 0; i < destination.Length; i++) destination[i] = (int)_lazy[_position + i];
         _position += destination.Length;
     }
 }
