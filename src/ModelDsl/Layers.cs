@@ -109,6 +109,17 @@ public static class Module
         for (int i = 0; i < count; i++) result[i] = factory(i);
         return result;
     }
+
+    /// <summary>
+    /// <paramref name="value"/> rounded up to a multiple of <paramref name="multiple"/>, for sizes such as a vocabulary
+    /// padded to 64 (<c>/</c> on sizes demands exact division; this is the rounding one).
+    /// </summary>
+    public static int RoundUp(int value, int multiple)
+    {
+        if (multiple <= 0) throw new ArgumentOutOfRangeException(nameof(multiple), multiple, "Module.RoundUp needs a positive multiple.");
+        if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), value, "Module.RoundUp rounds sizes, which are non-negative.");
+        return checked((value + multiple - 1) / multiple * multiple);
+    }
 }
 
 internal static class LayerChecks

@@ -43,6 +43,16 @@ public static class Ops
     public static Tensor Abs(Tensor x) => throw KilnSymbolicException.Create();
     /// <summary>Elementwise hyperbolic tangent.</summary>
     public static Tensor Tanh(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>Elementwise sine (computed and stored in fp32).</summary>
+    public static Tensor Sin(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>Elementwise cosine (computed and stored in fp32).</summary>
+    public static Tensor Cos(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>
+    /// The sinusoidal position table [<paramref name="length"/>, <paramref name="dim"/>] of the original Transformer:
+    /// PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(p / 10000^(2i/dim)). A constant: no parameters, no gradient.
+    /// <paramref name="dim"/> must be even.
+    /// </summary>
+    public static Tensor SinusoidalPositions(int length, int dim) => throw KilnSymbolicException.Create();
     /// <summary>Elementwise max(x, 0).</summary>
     public static Tensor Relu(Tensor x) => throw KilnSymbolicException.Create();
     /// <summary>GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>

@@ -23,9 +23,10 @@ public class CudaEmitterTests
 
     private static string SpiralsSource() => RepoFiles.Read("examples/Spirals/SpiralClassifier.cs");
 
-    /// <summary>Every model the CUDA checks cover: the example, the hand-written corpus and the golden models.</summary>
+    /// <summary>Every model the CUDA checks cover: the example, the hand-written corpus, the golden models and models of the module library.</summary>
     public static IEnumerable<object[]> Models =>
         new[] { "Spirals" }.Concat(HandWritten.Types).Concat(new[] { "Golden.Mlp", "Golden.SpiralClassifier", "Golden.TinySequenceModel" })
+            .Concat(new[] { "L.GptModel", "L.LlamaModel", "L.CrossAttentionModel" })
             .Select(m => new object[] { m });
 
     private static CompiledModel Compile(string model)
@@ -36,6 +37,7 @@ public class CudaEmitterTests
             "Golden.Mlp" => GeneratorHarness.Spec(GoldenTests.Mlp),
             "Golden.SpiralClassifier" => GeneratorHarness.Spec(GoldenTests.Residual),
             "Golden.TinySequenceModel" => GeneratorHarness.Spec(GoldenTests.Sequence),
+            _ when model.StartsWith("L.", StringComparison.Ordinal) => ModelGraphs.Spec(LibraryModuleTests.Source, model),
             _ => ModelGraphs.Spec(HandWritten.Source, model),
         };
         var (compiled, diagnostics) = Pipeline.Compile(spec, false);
@@ -86,7 +88,7 @@ public class CudaEmitterTests
         var nvrtc = NvrtcCompiler.Create();
         // The bf16 build (the GPU default) of every model on both architectures; the fp16 and fp32 variants of the
         // example and golden models too (the hand-written ones add nothing those don't cover, and NVRTC costs ~1 s a compile).
-        var defines = model.StartsWith("C.", StringComparison.Ordinal)
+        var defines = model.StartsWith("C.", StringComparison.Ordinal) || model.StartsWith("L.", StringComparison.Ordinal)
             ? new[] { KernelCacheKey.BFloat16Define }
             : new[] { KernelCacheKey.BFloat16Define, KernelCacheKey.Float16Define, KernelCacheKey.Float32Define };
         foreach (var define in defines)

@@ -37,6 +37,13 @@ internal static class GeneratorHarness
             References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, optimizationLevel: OptimizationLevel.Release));
 
+    /// <summary>
+    /// The compilation the generator's parser sees: the sources plus the module library it adds (Kiln.Nn), for tests
+    /// that parse specs directly instead of running the generator.
+    /// </summary>
+    public static CSharpCompilation CompilationWithLibrary(params string[] sources) =>
+        Compilation(sources).AddSyntaxTrees(CSharpSyntaxTree.ParseText(KilnGenerator.LibrarySource.Value, ParseOptions, path: KilnGenerator.LibraryHintName));
+
     public static GeneratorDriver Driver(bool dumpIr = false, bool trackSteps = true) =>
         CSharpGeneratorDriver.Create(new[] { new KilnGenerator().AsSourceGenerator() },
             parseOptions: ParseOptions,
@@ -110,7 +117,7 @@ internal static class GeneratorHarness
     /// <summary>The parsed spec of the single [Model] in the sources (for tests that drive the IR pipeline directly).</summary>
     public static ModelSpec Spec(params string[] sources)
     {
-        var compilation = Compilation(sources);
+        var compilation = CompilationWithLibrary(sources);
         foreach (var tree in compilation.SyntaxTrees)
         {
             var model = compilation.GetSemanticModel(tree);

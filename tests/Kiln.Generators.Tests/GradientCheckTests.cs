@@ -246,6 +246,8 @@ internal static class GradCases
         Add("Abs_away_from_zero", t => t.G.Unary(Op.Abs, t.Param("x", D(3, 4), TinyGraph.AwayFromZero)));
         Add("Sign_times_x", t => { var x = t.Param("x", D(3, 4), TinyGraph.AwayFromZero); return t.G.Binary(Op.Mul, t.G.Unary(Op.Sign, x), x); });
         Add("Tanh", t => t.G.Unary(Op.Tanh, t.Param("x", 3, 4)));
+        Add("Sin", t => t.G.Unary(Op.Sin, t.Param("x", D(3, 4), r => r.NextDouble() * 8 - 4)));
+        Add("Cos", t => t.G.Unary(Op.Cos, t.Param("x", D(3, 4), r => r.NextDouble() * 8 - 4)));
         // The reference computes in float64 and treats the cast as exact; its gradient is the identity (straight-through).
         Add("Cast", t => t.G.Unary(Op.Tanh, t.G.Unary(Op.Cast, t.Param("x", 3, 4))));
         Add("Relu_away_from_zero", t => t.G.Unary(Op.Relu, t.Param("x", D(3, 4), TinyGraph.AwayFromZero)));

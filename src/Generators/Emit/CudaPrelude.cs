@@ -29,6 +29,8 @@ internal static class CudaPrelude
         __device__ __forceinline__ float kiln_Equal(float a, float b) { return a == b ? 1.0f : 0.0f; }
         __device__ __forceinline__ float kiln_Where(float c, float a, float b) { return c != 0.0f ? a : b; }
         __device__ __forceinline__ float kiln_Tanh(float x) { return tanhf(x); }
+        __device__ __forceinline__ float kiln_Sin(float x) { return sinf(x); }
+        __device__ __forceinline__ float kiln_Cos(float x) { return cosf(x); }
         __device__ __forceinline__ float kiln_Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
         __device__ __forceinline__ float kiln_Pow(float x, float p) { return powf(x, p); }
         // GELU, tanh approximation (as the CPU runtime), and its derivative.

@@ -27,7 +27,7 @@ internal enum Op
     DropoutMask,  // 1/(1-p) or 0 per element (DropoutAttr)
 
     // ── Elementwise unary (f32 → f32) ──
-    Neg, Exp, Log, Sqrt, Rsqrt, Square, Abs, Sign, Tanh, Relu, Gelu, GeluGrad, Sigmoid,
+    Neg, Exp, Log, Sqrt, Rsqrt, Square, Abs, Sign, Tanh, Relu, Gelu, GeluGrad, Sigmoid, Sin, Cos,
     Scale,        // x · s (ScalarAttr)
     AddScalar,    // x + s (ScalarAttr)
     PowScalar,    // x ^ s (ScalarAttr)

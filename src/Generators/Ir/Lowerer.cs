@@ -1037,6 +1037,15 @@ internal sealed class Lowerer
                 var args = c.Args.Select(a => Eval(a, s)).ToList();
                 return Call(target, method, args, c.Loc, c.Args.Select(a => a.Loc).ToList());
             }
+            case CallKind.Math when c.Method == "RoundUp":
+            {
+                // Module.RoundUp(value, multiple): the one place a size divides with rounding (a floor quotient), where '/'
+                // on sizes demands exact division.
+                var value = Traced(Eval(c.Args[0], s), c.Args[0], "the value to round up");
+                var multiple = Traced(Eval(c.Args[1], s), c.Args[1], "the multiple");
+                if (multiple.TryConst(out var m) && m <= 0) throw Fail("KILN0018", c.Args[1].Loc, $"Module.RoundUp rounds to a multiple of {m}; the multiple must be positive");
+                return new IntV(Sym.Div(value + multiple - Sym.One, multiple) * multiple);
+            }
             case CallKind.Math:
             {
                 var args = c.Args.Select((a, i) => ToScalar(Eval(a, s), c.Args[i])).ToList();

@@ -207,6 +207,7 @@ internal sealed class ExprParser
         if (ownerName == "Kiln.Ops") return new CallExpr(loc, text, CallKind.Op, method.Name, null, args);
         if (ownerName is "Kiln.Tensor" or "Kiln.Tensor<T>") return new CallExpr(loc, text, CallKind.TensorMember, method.Name, receiver, args);
         if (ownerName == "Kiln.Module" && method.Name == "Repeat") return new CallExpr(loc, text, CallKind.Repeat, method.Name, null, args);
+        if (ownerName == "Kiln.Module" && method.Name == "RoundUp") return new CallExpr(loc, text, CallKind.Math, method.Name, null, args);
         if (ownerName == "Kiln.Parameter") return new CallExpr(loc, text, CallKind.Parameter, method.Name, null, args);
         if (ModelParser.LayerName(owner) is not null && method.Name == "Forward") return new CallExpr(loc, text, CallKind.Layer, method.Name, receiver, args);
         if (SymbolEqualityComparer.Default.Equals(owner, _owner) && !method.IsStatic) return new CallExpr(loc, text, CallKind.Self, method.Name, null, args);

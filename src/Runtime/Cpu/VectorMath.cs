@@ -47,6 +47,12 @@ public static class V
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Tanh(Vector256<float> x) => One - Vector256.Create(2f) / (Vector256.Exp(x + x) + One);
 
+    /// <summary>sin x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sin(Vector256<float> x) => Vector256.Sin(x);
+
+    /// <summary>cos x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Cos(Vector256<float> x) => Vector256.Cos(x);
+
     /// <summary>1/(1 + e^−x).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sigmoid(Vector256<float> x) => One / (One + Vector256.Exp(-x));
 
@@ -134,6 +140,10 @@ public static class S
     public static float Where(float c, float a, float b) => c != 0 ? a : b;
     /// <summary>tanh x, same formula as the vector path.</summary>
     public static float Tanh(float x) => 1f - 2f / (MathF.Exp(x + x) + 1f);
+    /// <summary>sin x.</summary>
+    public static float Sin(float x) => MathF.Sin(x);
+    /// <summary>cos x.</summary>
+    public static float Cos(float x) => MathF.Cos(x);
     /// <summary>1/(1 + e^−x).</summary>
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
     /// <summary>GELU, tanh approximation.</summary>

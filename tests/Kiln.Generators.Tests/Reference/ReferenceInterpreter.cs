@@ -340,6 +340,8 @@ internal static class ReferenceInterpreter
         [Op.Abs] = r => Map(r.X0, Math.Abs),
         [Op.Sign] = r => Map(r.X0, v => v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0),
         [Op.Tanh] = r => Map(r.X0, Math.Tanh),
+        [Op.Sin] = r => Map(r.X0, Math.Sin),
+        [Op.Cos] = r => Map(r.X0, Math.Cos),
         [Op.Relu] = r => Map(r.X0, v => v > 0 ? v : 0.0),
         [Op.Gelu] = r => Map(r.X0, Gelu),
         [Op.GeluGrad] = r => Map(r.X0, GeluDerivative),
@@ -775,7 +777,7 @@ internal static class ModelGraphs
     /// <summary>The spec of the [Model] class <paramref name="typeName"/> (metadata name) in <paramref name="source"/>, parsed from a cached compilation.</summary>
     public static Parsing.ModelSpec Spec(string source, string typeName)
     {
-        var comp = Compilations.GetOrAdd(source, s => new Lazy<Microsoft.CodeAnalysis.CSharp.CSharpCompilation>(() => GeneratorHarness.Compilation(s))).Value;
+        var comp = Compilations.GetOrAdd(source, s => new Lazy<Microsoft.CodeAnalysis.CSharp.CSharpCompilation>(() => GeneratorHarness.CompilationWithLibrary(s))).Value;
         var sym = comp.GetTypeByMetadataName(typeName) ?? throw new InvalidOperationException($"no type {typeName} in the source");
         var r = Parsing.ModelParser.Parse(sym, comp, default);
         if (r.Spec is null) throw new InvalidOperationException($"{typeName} did not parse: " + string.Join("; ", r.Diagnostics.Select(d => d.Id + " " + string.Join(",", d.Args))));

@@ -234,6 +234,27 @@ internal static class DslFunctions
             return nodes.Count == 1 ? nodes[0] : c.G.Add(Op.Concat, nodes.ToArray(), new AxisAttr(axis));
         });
 
+        // The sinusoidal position table of "Attention is all you need": PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(…),
+        // built from Arange, Exp, Sin and Cos as [length, d/2, 2] and flattened to [length, d].
+        yield return new DslFunction("SinusoidalPositions", c =>
+        {
+            var g = c.G;
+            Sym length = c.Size(0, "the length"), dim = c.Size(1, "the dimension");
+            if (dim.TryConst(out var d))
+            {
+                if (d % 2 != 0) throw c.Fail("KILN1004", $"SinusoidalPositions lays out sin and cos pairs as [length, dim], so dim must be even; got {d}");
+            }
+            else g.RequireDivisible(dim, Sym.Const(2), "SinusoidalPositions: dim must be even (it holds sin and cos pairs)");
+            var half = Sym.Div(dim, Sym.Const(2));
+            var positions = g.Reshape(g.Unary(Op.ToFloat, g.Add(Op.Arange, Array.Empty<int>(), shape: new[] { length })), new[] { length, Sym.One });
+            var index = g.Unary(Op.ToFloat, g.Add(Op.Arange, Array.Empty<int>(), shape: new[] { half }));
+            var frequencies = g.Unary(Op.Exp, g.Scale(index, Scalar.Const(-2 * Math.Log(10000)) / Scalar.FromSym(dim)));
+            var angles = g.Binary(Op.Mul, positions, g.Reshape(frequencies, new[] { Sym.One, half }));
+            var pair = new[] { length, half, Sym.One };
+            var table = g.Add(Op.Concat, new[] { g.Reshape(g.Unary(Op.Sin, angles), pair), g.Reshape(g.Unary(Op.Cos, angles), pair) }, new AxisAttr(2));
+            return g.Reshape(table, new[] { length, dim });
+        });
+
         yield return new DslFunction("Arange", c => c.G.Add(Op.Arange, Array.Empty<int>(), shape: new[] { c.Size(0, "the length") }));
 
         yield return new DslFunction("Where", c =>

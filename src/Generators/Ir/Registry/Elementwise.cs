@@ -47,6 +47,9 @@ internal static partial class OpRegistry
         yield return Unary(Op.GeluGrad, null, Fn("GeluGrad", 1), grad: null);
         yield return Unary(Op.Sigmoid, "Sigmoid", Fn("Sigmoid", 1),
             (g, n, dy) => One(g.Binary(Op.Mul, dy, g.Binary(Op.Mul, n.Id, g.AddScalar(g.Scale(n.Id, -1), 1)))));
+        // Sine and cosine (rotary and sinusoidal position encodings): fp32 storage, since bf16 loses the phase of large arguments.
+        yield return Unary(Op.Sin, "Sin", Fn("Sin", 1), (g, n, dy) => One(g.Binary(Op.Mul, dy, g.Unary(Op.Cos, n.Inputs[0]))), PrecisionPolicy.Fp32);
+        yield return Unary(Op.Cos, "Cos", Fn("Cos", 1), (g, n, dy) => One(g.Binary(Op.Mul, dy, g.Unary(Op.Neg, g.Unary(Op.Sin, n.Inputs[0])))), PrecisionPolicy.Fp32);
         yield return new OpDef(Op.Scale, OpKind.Elementwise, 1)
         {
             Attr = typeof(ScalarAttr), Shape = ShapeRules.UnaryFloat, Precision = PrecisionPolicy.FollowInputs,
