@@ -50,4 +50,7 @@ internal static class RandomStreams
 
     /// <summary>The stream that orders examples for a train/held-out split.</summary>
     public static ulong Split => DataDomain | SplitFlag;
+
+    /// <summary>Bit 60 inside the data domain: token sampling during generation (the counter is the token's position).</summary>
+    public static ulong Sampling => DataDomain | (1UL << 60);
 }
