@@ -27,13 +27,13 @@ public class LibraryModuleTests
         [Model] public partial class GptModel(int vocab = 64, int context = 6, int dim = 8, int heads = 2, int layers = 2)
         {
             TiedEmbedding tokens = new(vocab, dim);
-            Embedding positions = new(context, dim);
+            LearnedPositions positions = new(context, dim);
             GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads));
             LayerNorm final = new(dim);
 
             public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
             {
-                var x = tokens.Forward(idx) + positions.Forward(Ops.Arange(idx.Dim(1)));
+                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
                 foreach (var block in blocks) x = block.Forward(x);
                 return tokens.Logits(final.Forward(x));
             }

@@ -151,6 +151,19 @@ namespace Kiln.Nn
     }
 
     /// <summary>
+    /// Learned position embeddings for sequences of up to <paramref name="context"/> tokens, initialised N(0, 0.02) as in
+    /// GPT-2 (PyTorch's Embedding default, N(0, 1), would swamp token embeddings of that scale).
+    /// </summary>
+    [Module]
+    internal partial class LearnedPositions(int context, int dim)
+    {
+        Tensor table = Parameter.Normal(0.02f, context, dim);
+
+        /// <summary>The embeddings of positions 0 … length − 1: [length, dim] (length ≤ context, checked when a batch arrives).</summary>
+        public Tensor Forward(int length) => Ops.Gather(table, Ops.Arange(length));
+    }
+
+    /// <summary>
     /// A token embedding whose transpose is also the output layer (GPT-2's tied weights). The table has
     /// <paramref name="vocab"/> rounded up to a multiple of 64 rows (faster matmuls); the logits of the padding rows are
     /// −∞, so they take no probability in the loss or in sampling. Initialised N(0, 0.02).
