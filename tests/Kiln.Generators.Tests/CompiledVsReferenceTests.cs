@@ -127,10 +127,13 @@ internal static class CompiledCheck
                 AssertClose($"{what}: optimised-IR grad({train.Parameters[p].Name})", optimised.GradOrZero(p, len), reference.GradOrZero(p, len), 1e-9, 1e-9);
             }
 
+            // Where the float64 reference itself moves when its parameters move by fp32 rounding (a Max that nearly
+            // ties, a Relu input next to zero), the fp32 program may legitimately land on the other side of the kink.
+            var perturbed = new Lazy<ReferenceResult[]>(() => Perturbed(train, run, (int)(ctx.Seed % int.MaxValue)));
             program.ZeroGrads();
             float loss = program.TrainStep(batch, ctx);
             AssertClose($"{what}: TrainStep loss", new double[] { loss }, new[] { reference.Loss!.Value }, AbsTol, RelTol);
-            AssertGradients($"{what}: TrainStep", program, train, reference, 1);
+            AssertGradients($"{what}: TrainStep", program, train, reference, 1, perturbed, log);
 
             // EvalLoss and Forward run between the two train steps: they share the arena.
             var evalRun = run.Clone(); evalRun.Training = false;
@@ -149,7 +152,7 @@ internal static class CompiledCheck
             // Gradient accumulation: a second step without ZeroGrads adds the same gradient again.
             float loss2 = program.TrainStep(batch, ctx);
             AssertClose($"{what}: second TrainStep loss", new double[] { loss2 }, new[] { reference.Loss!.Value }, AbsTol, RelTol);
-            AssertGradients($"{what}: accumulated over two TrainSteps", program, train, reference, 2);
+            AssertGradients($"{what}: accumulated over two TrainSteps", program, train, reference, 2, perturbed, log);
         }
     }
 
@@ -200,7 +203,29 @@ internal static class CompiledCheck
         return (run, new Batch(items.ToArray()));
     }
 
-    public static void AssertGradients(string what, ModelProgram program, Graph train, ReferenceResult reference, double times)
+    /// <summary>
+    /// The reference at two points whose parameters and float inputs are moved by a few fp32 ulps (relative 2⁻²⁰, random
+    /// signs): how far the exact gradient moves under the rounding the fp32 program cannot avoid.
+    /// </summary>
+    public static ReferenceResult[] Perturbed(Graph train, ReferenceRun run, int seed)
+    {
+        var rng = new Random(seed);
+        const double eps = 1.0 / (1 << 20);
+        double Jiggle(double v) => v * (1 + eps * (rng.Next(2) * 2 - 1));
+        var results = new ReferenceResult[2];
+        for (int k = 0; k < results.Length; k++)
+        {
+            var moved = run.Clone();
+            moved.Params = run.Params!.Select(p => p.Select(Jiggle).ToArray()).ToArray();
+            foreach (var name in run.Inputs.Keys.ToList())
+                if (!run.Inputs[name].IsInt) moved.Inputs[name] = RefTensor.Float(run.Inputs[name].Floats.Select(Jiggle).ToArray(), run.Inputs[name].Shape);
+            results[k] = ReferenceInterpreter.Run(train, moved);
+        }
+        return results;
+    }
+
+    public static void AssertGradients(string what, ModelProgram program, Graph train, ReferenceResult reference, double times,
+        Lazy<ReferenceResult[]>? perturbed = null, ITestOutputHelper? log = null)
     {
         for (int p = 0; p < program.Parameters.Count; p++)
         {
@@ -208,11 +233,21 @@ internal static class CompiledCheck
             var expected = reference.GradOrZero(p, info.Length).Select(v => v * times).ToArray();
             var actual = new double[info.Length];
             for (long i = 0; i < info.Length; i++) actual[i] = program.Grads[info.Offset + i];
-            AssertClose($"{what} grad({info.Name})", actual, expected, AbsTol * times, RelTol);
+            Func<int, double>? slack = perturbed is null ? null : i =>
+            {
+                // Four times the largest move of the exact gradient under fp32-sized perturbations.
+                double move = perturbed.Value.Max(r => Math.Abs(r.GradOrZero(p, info.Length)[i] * times - expected[i]));
+                if (move > 0) log?.WriteLine($"{what} grad({info.Name})[{i}]: the reference moves by {move:G3} under fp32-sized perturbations");
+                return 4 * move;
+            };
+            // A gradient element sums products whose terms may be far larger than the result (a softmax over a whole
+            // tensor, a reduction of large upstream gradients): its fp32 error scales with the tensor, so the relative
+            // tolerance is taken against the gradient's largest element, not against each element.
+            AssertClose($"{what} grad({info.Name})", actual, expected, AbsTol * times, RelTol, slack, floor: 1.0);
         }
     }
 
-    public static void AssertClose(string what, double[] actual, double[] expected, double atol, double rtol)
+    public static void AssertClose(string what, double[] actual, double[] expected, double atol, double rtol, Func<int, double>? slack = null, double floor = 0.1)
     {
         Assert.True(actual.Length == expected.Length, $"{what}: {actual.Length} elements vs {expected.Length} in the reference");
         double norm = expected.Length == 0 ? 0 : expected.Max(Math.Abs);
@@ -220,7 +255,8 @@ internal static class CompiledCheck
         int count = 0;
         for (int i = 0; i < actual.Length; i++)
         {
-            double tol = atol + rtol * Math.Max(Math.Abs(expected[i]), norm / 10);
+            double tol = atol + rtol * Math.Max(Math.Abs(expected[i]), norm * floor);
+            if (!(Math.Abs(actual[i] - expected[i]) <= tol) && slack is not null) tol += slack(i);
             if (!(Math.Abs(actual[i] - expected[i]) <= tol))
             {
                 if (count < 6) bad.Append($"\n  [{i}] got {actual[i]:G9}, reference {expected[i]:G9} (tolerance {tol:G3})");
