@@ -69,6 +69,21 @@ public static class Ops
     /// <summary>Log-softmax along <paramref name="axis"/>.</summary>
     public static Tensor LogSoftmax(Tensor x, int axis = -1) => throw KilnSymbolicException.Create();
 
+    /// <summary>
+    /// Fused scaled dot-product attention softmax(q·kᵀ/√d)·v over queries <paramref name="q"/> [B, heads, Tq, d] and keys and
+    /// values <paramref name="k"/>, <paramref name="v"/> [B, heads, Tk, d], computed flash-attention style: the Tq×Tk
+    /// scores never exist in memory, and the backward recomputes them from each row's saved log-sum-exp. With
+    /// <paramref name="causal"/>, query i sees key j when j ≤ i + Tk − Tq (self-attention: itself and the positions before it).
+    /// Head sizes up to 128. A query that sees no key gets zeros. No dropout on the probabilities: write the
+    /// composition (MatMul, Softmax, Dropout, MatMul) for that.
+    /// </summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, bool causal = false) => throw KilnSymbolicException.Create();
+    /// <summary>
+    /// As <see cref="Attention(Tensor, Tensor, Tensor, bool)"/>, hiding the keys whose <paramref name="keep"/> [B, Tk] is 0
+    /// (padding); 1 keeps a key.
+    /// </summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor keep) => throw KilnSymbolicException.Create();
+
     /// <summary>Sum along <paramref name="axis"/>; the axis is removed unless <paramref name="keepDim"/>.</summary>
     public static Tensor Sum(Tensor x, int axis, bool keepDim = false) => throw KilnSymbolicException.Create();
     /// <summary>Sum of all elements (a scalar).</summary>

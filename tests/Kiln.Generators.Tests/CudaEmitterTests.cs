@@ -26,7 +26,7 @@ public class CudaEmitterTests
     /// <summary>Every model the CUDA checks cover: the example, the hand-written corpus, the golden models and models of the module library.</summary>
     public static IEnumerable<object[]> Models =>
         new[] { "Spirals" }.Concat(HandWritten.Types).Concat(new[] { "Golden.Mlp", "Golden.SpiralClassifier", "Golden.TinySequenceModel" })
-            .Concat(new[] { "L.GptModel", "L.LlamaModel", "L.CrossAttentionModel" })
+            .Concat(new[] { "L.GptModel", "L.LlamaModel", "L.CrossAttentionModel", "A.SelfFused", "A.CrossFused" })
             .Select(m => new object[] { m });
 
     private static CompiledModel Compile(string model)
@@ -38,6 +38,7 @@ public class CudaEmitterTests
             "Golden.SpiralClassifier" => GeneratorHarness.Spec(GoldenTests.Residual),
             "Golden.TinySequenceModel" => GeneratorHarness.Spec(GoldenTests.Sequence),
             _ when model.StartsWith("L.", StringComparison.Ordinal) => ModelGraphs.Spec(LibraryModuleTests.Source, model),
+            _ when model.StartsWith("A.", StringComparison.Ordinal) => ModelGraphs.Spec(FusedAttentionTests.Source, model),
             _ => ModelGraphs.Spec(HandWritten.Source, model),
         };
         var (compiled, diagnostics) = Pipeline.Compile(spec, false);
@@ -88,7 +89,7 @@ public class CudaEmitterTests
         var nvrtc = NvrtcCompiler.Create();
         // The bf16 build (the GPU default) of every model on both architectures; the fp16 and fp32 variants of the
         // example and golden models too (the hand-written ones add nothing those don't cover, and NVRTC costs ~1 s a compile).
-        var defines = model.StartsWith("C.", StringComparison.Ordinal) || model.StartsWith("L.", StringComparison.Ordinal)
+        var defines = model.StartsWith("C.", StringComparison.Ordinal) || model.StartsWith("L.", StringComparison.Ordinal) || model == "A.CrossFused"
             ? new[] { KernelCacheKey.BFloat16Define }
             : new[] { KernelCacheKey.BFloat16Define, KernelCacheKey.Float16Define, KernelCacheKey.Float32Define };
         foreach (var define in defines)

@@ -415,6 +415,20 @@ internal static class GradCases
             return t.G.Add(Op.PickLast, new[] { t.Param("x", 2, 3, 5), idx }, new IgnoreAttr(-100));
         });
 
+        // ── fused attention (the loss reads the output columns, not the log-sum-exp column) ──
+        foreach (var (label, causal, masked, tq, tk) in new[] { ("causal", true, false, 4, 4), ("full_cross", false, false, 3, 5), ("causal_cross", true, false, 5, 3), ("masked", false, true, 3, 4) })
+        {
+            var (cz, mz, nq, nk) = (causal, masked, tq, tk);
+            Add("Attention_" + label, t =>
+            {
+                int q = t.Param("q", 2, 2, nq, 3), k = t.Param("k", 2, 2, nk, 3), v = t.Param("v", 2, 2, nk, 3);
+                var inputs = new List<int> { q, k, v };
+                if (mz) inputs.Add(t.InputValues("keep", D(2, nk), new double[] { 1, 0, 1, 1, 0, 1, 1, 0 }));
+                var fused = t.G.Add(Op.Attention, inputs.ToArray(), new AttentionAttr(cz, mz));
+                return t.G.Add(Op.Slice, new[] { fused }, new SliceAttr(3, Sym.Zero, Sym.Const(3)));
+            });
+        }
+
         // ── composites lowered from small models ──
         foreach (var (name, type) in CompositeModels.Cases)
         {

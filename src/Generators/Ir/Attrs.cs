@@ -96,6 +96,19 @@ internal sealed record AxisAttr(int Axis) : OpAttr
     public override IEnumerable<string> PrintParts() => new[] { "axis=" + I(Axis) };
 }
 
+/// <summary>
+/// Fused attention: <paramref name="Causal"/> (query i sees key j when j ≤ i + Tk − Tq) and <paramref name="Masked"/>
+/// (a keep input [B, Tk] follows v: keys whose keep is 0 are hidden). The scale is 1/√d.
+/// </summary>
+internal sealed record AttentionAttr(bool Causal, bool Masked) : OpAttr
+{
+    public override IEnumerable<string> PrintParts()
+    {
+        if (Causal) yield return "causal";
+        if (Masked) yield return "masked";
+    }
+}
+
 /// <summary>The row count of the table a gather's gradient scatters into.</summary>
 internal sealed record GatherGradAttr(Sym Rows) : OpAttr
 {

@@ -65,6 +65,10 @@ internal enum Op
     PickLast,     // x [..., C], idx [...] → [...] (IgnoreAttr)
     PickLastGrad, // dy [...], idx [...] → [..., C] (PickGradAttr)
 
+    // ── Attention ──
+    Attention,     // q [B, H, Tq, d], k, v [B, H, Tk, d] (, keep [B, Tk]) → [B, H, Tq, d + 1]: output and log-sum-exp column (AttentionAttr)
+    AttentionGrad, // q, k, v (, keep), out, dOut → [B, H, Tq + 2·Tk, d]: dq, dk, dv stacked along the sequence axis (AttentionAttr)
+
     // ── Precision ──
     Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
 
@@ -286,6 +290,8 @@ internal enum GroupKind
     Movement,
     /// <summary>An indexing kernel (gather, scatter, pick, integer conversion).</summary>
     Indexing,
+    /// <summary>A fused attention kernel (forward or backward).</summary>
+    Attention,
     /// <summary>A source kernel (fill, arange, dropout mask).</summary>
     Source,
     /// <summary>A loop region: its body's kernels, run once per iteration.</summary>

@@ -57,7 +57,8 @@ namespace Kiln.Nn
 
     /// <summary>
     /// Causal multi-head self-attention with one fused Q/K/V projection: each position attends to itself and the ones
-    /// before it. With <paramref name="rotary"/>, queries and keys get rotary position embeddings.
+    /// before it, through the fused attention op (Ops.Attention: the T×T scores are never stored). With
+    /// <paramref name="rotary"/>, queries and keys get rotary position embeddings.
     /// </summary>
     [Module]
     internal partial class CausalSelfAttention(int dim, int heads, bool rotary = false)
@@ -80,11 +81,9 @@ namespace Kiln.Nn
                 q = rope.Forward(q);
                 k = rope.Forward(k);
             }
-            var pos = Ops.ToFloat(Ops.Arange(t));
-            var causal = Ops.Less(Ops.Reshape(pos, 1, t), Ops.Reshape(pos, t, 1) + 0.5f);
-            var scores = Ops.MatMul(q, k.T) * (1f / MathF.Sqrt(dh));
-            var attention = Ops.Softmax(Ops.Where(causal, scores, float.NegativeInfinity), -1);
-            return proj.Forward(Ops.Reshape(Ops.Permute(Ops.MatMul(attention, v), 0, 2, 1, 3), b, t, dim));
+            // Fused (flash-style) attention: the T×T scores never exist in memory.
+            var attention = Ops.Attention(q, k, v, true);
+            return proj.Forward(Ops.Reshape(Ops.Permute(attention, 0, 2, 1, 3), b, t, dim));
         }
     }
 
@@ -99,12 +98,7 @@ namespace Kiln.Nn
         Linear keyValue = new(dim, 2 * dim);
         Linear proj = new(dim, dim);
 
-        public Tensor Forward(Tensor x, Tensor memory) => Attend(x, memory, Ops.Reshape(Ops.ToFloat(Ops.Arange(memory.Dim(1))) * 0f + 1f, 1, 1, 1, memory.Dim(1)));
-
-        /// <summary>As <see cref="Forward"/>, attending only to the memory positions where <c>keep</c> [B, S] is 1 (0: padding).</summary>
-        public Tensor Masked(Tensor x, Tensor memory, Tensor keep) => Attend(x, memory, Ops.Reshape(keep, keep.Dim(0), 1, 1, keep.Dim(1)));
-
-        private Tensor Attend(Tensor x, Tensor memory, Tensor keep)
+        public Tensor Forward(Tensor x, Tensor memory)
         {
             var b = x.Dim(0);
             var t = x.Dim(1);
@@ -114,9 +108,21 @@ namespace Kiln.Nn
             var kv = keyValue.Forward(memory);
             var k = Ops.Permute(Ops.Reshape(Ops.Slice(kv, -1, 0, dim), b, s, heads, dh), 0, 2, 1, 3);
             var v = Ops.Permute(Ops.Reshape(Ops.Slice(kv, -1, dim, 2 * dim), b, s, heads, dh), 0, 2, 1, 3);
-            var scores = Ops.MatMul(q, k.T) * (1f / MathF.Sqrt(dh));
-            var attention = Ops.Softmax(Ops.Where(keep, scores, float.NegativeInfinity), -1);
-            return proj.Forward(Ops.Reshape(Ops.Permute(Ops.MatMul(attention, v), 0, 2, 1, 3), b, t, dim));
+            return proj.Forward(Ops.Reshape(Ops.Permute(Ops.Attention(q, k, v), 0, 2, 1, 3), b, t, dim));
+        }
+
+        /// <summary>As <see cref="Forward"/>, attending only to the memory positions where <c>keep</c> [B, S] is 1 (0: padding).</summary>
+        public Tensor Masked(Tensor x, Tensor memory, Tensor keep)
+        {
+            var b = x.Dim(0);
+            var t = x.Dim(1);
+            var s = memory.Dim(1);
+            var dh = dim / heads;
+            var q = Ops.Permute(Ops.Reshape(query.Forward(x), b, t, heads, dh), 0, 2, 1, 3);
+            var kv = keyValue.Forward(memory);
+            var k = Ops.Permute(Ops.Reshape(Ops.Slice(kv, -1, 0, dim), b, s, heads, dh), 0, 2, 1, 3);
+            var v = Ops.Permute(Ops.Reshape(Ops.Slice(kv, -1, dim, 2 * dim), b, s, heads, dh), 0, 2, 1, 3);
+            return proj.Forward(Ops.Reshape(Ops.Permute(Ops.Attention(q, k, v, keep), 0, 2, 1, 3), b, t, dim));
         }
     }
 

@@ -75,6 +75,7 @@ internal static class Fusion
                 OpKind.Reduction => GroupKind.Reduce,
                 OpKind.Movement => GroupKind.Movement,
                 OpKind.Indexing => GroupKind.Indexing,
+                OpKind.Attention => GroupKind.Attention,
                 OpKind.Elementwise => GroupKind.Elementwise,
                 _ => GroupKind.Source,
             },

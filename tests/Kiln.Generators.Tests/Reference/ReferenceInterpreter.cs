@@ -403,6 +403,10 @@ internal static class ReferenceInterpreter
         [Op.PickLast] = r => PickLast(r.X[0], r.X[1], r.N.A<IgnoreAttr>().Ignore),
         [Op.PickLastGrad] = r => PickLastGrad(r.X[0], r.X[1], r.N.A<PickGradAttr>().Ignore, r.N.A<PickGradAttr>().Classes.Eval(r.Sym)),
 
+        // ── attention (written out here in float64 from the definition: scores, mask, softmax, weighted sum) ──
+        [Op.Attention] = r => Attention(r.X, r.N.A<AttentionAttr>()),
+        [Op.AttentionGrad] = r => AttentionGrad(r.X, r.N.A<AttentionAttr>()),
+
         // ── regions (the loop itself is run by RunLoop) ──
         [Op.Loop] = r => throw new InvalidOperationException("a loop is evaluated by RunLoop"),
         [Op.LoopArg] = r => r.Frame.Args.TryGetValue(r.N.Id, out var v) ? v : throw new InvalidOperationException($"loop argument %{r.N.Id} is not bound (outside a loop body?)"),
@@ -683,6 +687,93 @@ internal static class ReferenceInterpreter
             else ires![j++] = parts[part].Ints[s];
         } while (Next(idx, outShape));
         return fres is not null ? RefTensor.Float(fres, outShape) : RefTensor.Int(ires!, outShape);
+    }
+
+    /// <summary>
+    /// The probabilities P [B, H, Tq, Tk] of attention (scale 1/√d; causal: key j visible to query i when j ≤ i + Tk − Tq;
+    /// keep [B, Tk]: keys with keep 0 hidden; a row that sees no key is all zeros) and each row's log-sum-exp.
+    /// </summary>
+    private static (double[] P, double[] Lse, long B, long H, long Tq, long Tk, long D) AttentionProbabilities(IReadOnlyList<RefTensor> x, AttentionAttr attr)
+    {
+        var q = x[0]; var k = x[1];
+        long b = q.Shape[0], h = q.Shape[1], tq = q.Shape[2], tk = k.Shape[2], d = q.Shape[3];
+        var keep = attr.Masked ? x[3].Floats : null;
+        double scale = 1 / Math.Sqrt(d);
+        var p = new double[b * h * tq * tk]; var lse = new double[b * h * tq];
+        for (long bh = 0; bh < b * h; bh++)
+            for (long i = 0; i < tq; i++)
+            {
+                var s = new double[tk];
+                double max = double.NegativeInfinity;
+                for (long j = 0; j < tk; j++)
+                {
+                    bool visible = (!attr.Causal || j <= i + (tk - tq)) && (keep is null || keep[bh / h * tk + j] != 0);
+                    if (!visible) { s[j] = double.NegativeInfinity; continue; }
+                    double dot = 0;
+                    for (long c = 0; c < d; c++) dot += q.Floats[(bh * tq + i) * d + c] * k.Floats[(bh * tk + j) * d + c];
+                    s[j] = dot * scale;
+                    max = Math.Max(max, s[j]);
+                }
+                if (double.IsNegativeInfinity(max)) { lse[bh * tq + i] = double.NegativeInfinity; continue; }
+                double sum = 0;
+                for (long j = 0; j < tk; j++) sum += Math.Exp(s[j] - max);
+                for (long j = 0; j < tk; j++) p[(bh * tq + i) * tk + j] = Math.Exp(s[j] - max) / sum;
+                lse[bh * tq + i] = max + Math.Log(sum);
+            }
+        return (p, lse, b, h, tq, tk, d);
+    }
+
+    private static RefTensor Attention(IReadOnlyList<RefTensor> x, AttentionAttr attr)
+    {
+        var (p, lse, b, h, tq, tk, d) = AttentionProbabilities(x, attr);
+        var v = x[2].Floats;
+        var res = new double[b * h * tq * (d + 1)];
+        for (long bh = 0; bh < b * h; bh++)
+            for (long i = 0; i < tq; i++)
+            {
+                long row = (bh * tq + i) * (d + 1);
+                for (long j = 0; j < tk; j++)
+                {
+                    double pij = p[(bh * tq + i) * tk + j];
+                    if (pij != 0) for (long c = 0; c < d; c++) res[row + c] += pij * v[(bh * tk + j) * d + c];
+                }
+                res[row + d] = lse[bh * tq + i];
+            }
+        return RefTensor.Float(res, b, h, tq, d + 1);
+    }
+
+    /// <summary>dq, dk, dv of attention stacked along the sequence axis: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ∘ (dP − rowsum(dP ∘ P)), dQ = dS·K/√d, dK = dSᵀ·Q/√d.</summary>
+    private static RefTensor AttentionGrad(IReadOnlyList<RefTensor> x, AttentionAttr attr)
+    {
+        int operands = attr.Masked ? 4 : 3;
+        var (p, _, b, h, tq, tk, d) = AttentionProbabilities(x, attr);
+        var q = x[0].Floats; var k = x[1].Floats; var v = x[2].Floats; var dOut = x[operands + 1].Floats;
+        double scale = 1 / Math.Sqrt(d);
+        long rows = tq + 2 * tk;
+        var res = new double[b * h * rows * d];
+        for (long bh = 0; bh < b * h; bh++)
+            for (long i = 0; i < tq; i++)
+            {
+                var dp = new double[tk];
+                double rowDot = 0;
+                for (long j = 0; j < tk; j++)
+                {
+                    for (long c = 0; c < d; c++) dp[j] += dOut[(bh * tq + i) * (d + 1) + c] * v[(bh * tk + j) * d + c];
+                    rowDot += dp[j] * p[(bh * tq + i) * tk + j];
+                }
+                for (long j = 0; j < tk; j++)
+                {
+                    double pij = p[(bh * tq + i) * tk + j];
+                    double ds = pij * (dp[j] - rowDot) * scale;
+                    for (long c = 0; c < d; c++)
+                    {
+                        res[(bh * rows + tq + tk + j) * d + c] += pij * dOut[(bh * tq + i) * (d + 1) + c];
+                        res[(bh * rows + tq + j) * d + c] += ds * q[(bh * tq + i) * d + c];
+                        res[(bh * rows + i) * d + c] += ds * k[(bh * tk + j) * d + c];
+                    }
+                }
+            }
+        return RefTensor.Float(res, b, h, rows, d);
     }
 
     private static RefTensor Gather(RefTensor table, RefTensor idx)

@@ -107,6 +107,16 @@ internal static class DslFunctions
             return c.G.MatMul(a, b, ta, tb);
         });
 
+        // Fused attention: the kernel writes the output and each row's log-sum-exp ([.., d + 1]); the user sees the output.
+        yield return new DslFunction("Attention", c =>
+        {
+            int q = c.Float(0), k = c.Float(1), v = c.Float(2);
+            bool masked = c.Count > 3 && c.IsTensor(3);
+            bool causal = !masked && c.Count > 3 && c.Constant(3, "causal") != 0;
+            var fused = c.G.Add(Op.Attention, masked ? new[] { q, k, v, c.Float(3) } : new[] { q, k, v }, new AttentionAttr(causal, masked));
+            return c.G.Add(Op.Slice, new[] { fused }, new SliceAttr(3, Sym.Zero, c.G[q].Shape[3]));
+        });
+
         yield return new DslFunction("Pow", c =>
         {
             var e = c.Number(1);
