@@ -30,22 +30,35 @@ internal static class GptBench
         int layers = int.Parse(Arg("layers", "6")), dim = int.Parse(Arg("dim", "384")), heads = int.Parse(Arg("heads", "6"));
         int context = int.Parse(Arg("context", "256")), batch = int.Parse(Arg("batch", "16")), steps = int.Parse(Arg("steps", "30"));
         bool profile = args.Contains("--profile");
+        int vocab = int.Parse(Arg("vocab", "128"));
+        string attention = Arg("attention", "fused");
+        if (attention is not ("fused" or "composed")) throw new ArgumentException($"--attention={attention}: use fused (Kiln.Nn blocks, Ops.Attention) or composed (MatMul/Softmax/MatMul).");
+        int generate = int.Parse(Arg("generate", "0"));
         string dataPath = Arg("data", FindShakespeare());
 
         var text = File.ReadAllText(dataPath);
         var chars = text.Distinct().OrderBy(c => c).ToArray();
         var id = chars.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
         var tokens = text.Select(c => id[c]).ToArray();
-        if (chars.Length > 128) throw new InvalidOperationException($"{chars.Length} distinct characters do not fit the vocabulary of 128.");
+        if (chars.Length > vocab) throw new InvalidOperationException($"{chars.Length} distinct characters do not fit the vocabulary of {vocab}.");
 
         var gpu = GpuSelection.Open(device);
-        var model = new Gpt(vocab: 128, context: context, dim: dim, heads: heads, layers: layers);
         // Every size is bound here, the number of layers included: the blocks are one loop region in the generated program.
-        var program = gpu is null ? model.CreateProgram(device, precision) : model.CreateProgram(gpu, precision);
+        ModelProgram Create(IGpu? g)
+        {
+            if (attention == "composed")
+            {
+                var m = new Gpt(vocab: vocab, context: context, dim: dim, heads: heads, layers: layers);
+                return g is null ? m.CreateProgram(device, precision) : m.CreateProgram(g, precision);
+            }
+            var f = new LibGpt(vocab: vocab, context: context, dim: dim, heads: heads, layers: layers);
+            return g is null ? f.CreateProgram(device, precision) : f.CreateProgram(g, precision);
+        }
+        var program = Create(gpu);
         program.InitParameters(1);
         long n = program.Params.LongLength;
         double flopsPerToken = 6.0 * n + 6.0 * layers * dim * context;
-        Console.WriteLine($"GPT: {layers} layers, dim {dim}, {heads} heads, context {context}, {n:N0} parameters; batch {batch}; {program.Device}, {program.Precision}");
+        Console.WriteLine($"GPT ({attention} attention): {layers} layers, dim {dim}, {heads} heads, vocab {vocab}, context {context}, {n:N0} parameters; batch {batch}; {program.Device}, {program.Precision}");
 
         var rng = new Random(7);
         Batch NextBatch()
@@ -80,17 +93,28 @@ internal static class GptBench
         double achieved = tokensPerSecond * flopsPerToken;
 
         double ceiling = gpu is null ? GemmBench.MeasurePeak(Environment.ProcessorCount) * 1e9 : MeasureGemm(gpu);
-        Console.WriteLine($"loss {firstLoss:F3} → {lastLoss:F3} over {steps} steps ({seconds:F2} s)");
+        Console.WriteLine($"loss {firstLoss:F3} → {lastLoss:F3} over {steps} steps ({seconds:F2} s, {1000 * seconds / steps:F1} ms/step incl. gradient norm and AdamW); activation arena {program.ArenaBytes / 1048576.0:F1} MiB");
         Console.WriteLine("| device | precision | params | batch×context | tokens/s | achieved TFLOP/s | ceiling TFLOP/s | MFU |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
         Console.WriteLine($"| {program.Device} | {program.Precision} | {n:N0} | {batch}×{context} | {tokensPerSecond:N0} | {achieved / 1e12:F3} | {ceiling / 1e12:F3} ({(gpu is null ? "fp32 FMA peak" : "bf16 GEMM 8192³")}) | {100 * achieved / ceiling:F1}% |");
+
+        if (generate > 0)
+        {
+            // Uncached generation: every new token runs the model's Forward over the whole window (no KV cache yet).
+            var prompt = tokens.Take(Math.Min(16, context)).ToList();
+            Generation.Generate(program, prompt, 2, context, new SamplingOptions { Temperature = 0 });
+            var g0 = Stopwatch.StartNew();
+            var produced = Generation.Generate(program, prompt, generate, context, new SamplingOptions { Temperature = 0.8f, Seed = 3 });
+            double gs = g0.Elapsed.TotalSeconds;
+            Console.WriteLine($"generation (uncached, batch 1, window up to {context}): {produced.Length} tokens in {gs:F2} s = {produced.Length / gs:F1} tokens/s");
+        }
 
         if (profile && gpu is not null)
         {
             double copy = MeasureCopyBandwidth(gpu);
             Console.WriteLine($"device copy bandwidth (device→device, 1 GiB): {copy / 1e9:F0} GB/s");
             var timed = new TimedGpu(gpu);
-            var p2 = model.CreateProgram(timed, precision);
+            var p2 = Create(timed);
             p2.InitParameters(1);
             var b = NextBatch();
             p2.TrainStep(b, new StepContext(1, 0, 0));

@@ -11,6 +11,7 @@ public static class Program
         ["gemm"] = ("CPU SGEMM throughput against the measured FMA peak and OpenBLAS", GemmBench.Run),
         ["step"] = ("Training-step time of the spirals example model against the measured FMA peak", StepBench.Run),
         ["gpu-check"] = ("Every generated kernel and GEMM on the GPU against the CPU program, and an end-to-end loss curve (--device=cuda:N|emulator)", GpuCheck.Run),
+        ["attention"] = ("One causal self-attention layer, fused op vs composition: step time and activation memory at several lengths", AttentionBench.Run),
         ["gpt"] = ("GPT-shaped model on Tiny Shakespeare: tokens/s, TFLOP/s and MFU (--device=cpu|cuda --precision=f32|bf16|f16 --profile)", GptBench.Run),
     };
 

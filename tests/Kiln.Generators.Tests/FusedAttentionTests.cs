@@ -121,13 +121,17 @@ public sealed class FusedAttentionTests(ITestOutputHelper output)
     // Sizes: (B, T) with S = 3 for the cross models; T = 70 crosses a 64-key CPU block and several 16-row CUDA tiles.
     private static readonly (long B, long T, long Step)[] Sizes = { (3, 4, 0), (5, 2, 7), (2, 70, 3) };
 
+    // Head size 16 and 8 take the portable kernels; 64 (dim 128, 2 heads) the AVX-512 path where the machine has it.
     [Theory]
-    [InlineData("A.SelfFused")]
-    [InlineData("A.CrossFused")]
-    public void Fused_attention_models_match_the_float64_reference(string model)
+    [InlineData("A.SelfFused", 0)]
+    [InlineData("A.CrossFused", 0)]
+    [InlineData("A.SelfFused", 128)]
+    [InlineData("A.CrossFused", 128)]
+    public void Fused_attention_models_match_the_float64_reference(string model, int dim)
     {
-        var why = $"{model} ({TestSeeds.Describe(model + " fused")})";
-        CompiledCheck.Run(Models.Value, Source, model, new Random(TestSeeds.For(model + " fused")), why, output, KeepMask, Sizes);
+        var why = $"{model} dim {(dim == 0 ? "default" : dim)} ({TestSeeds.Describe(model + " fused " + dim)})";
+        var hypers = dim == 0 ? null : new Dictionary<string, double> { ["dim"] = dim };
+        CompiledCheck.Run(Models.Value, Source, model, new Random(TestSeeds.For(model + " fused " + dim)), why, output, KeepMask, Sizes, hypers);
     }
 
     [Fact]
@@ -144,16 +148,19 @@ public sealed class FusedAttentionTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("A.SelfFused", "A.SelfComposed")]
-    [InlineData("A.CrossFused", "A.CrossComposed")]
-    public void Fused_attention_matches_the_composition_in_loss_and_every_gradient(string fused, string composed)
+    [InlineData("A.SelfFused", "A.SelfComposed", 0)]
+    [InlineData("A.CrossFused", "A.CrossComposed", 0)]
+    [InlineData("A.SelfFused", "A.SelfComposed", 128)]
+    [InlineData("A.CrossFused", "A.CrossComposed", 128)]
+    public void Fused_attention_matches_the_composition_in_loss_and_every_gradient(string fused, string composed, int dim)
     {
-        var rng = new Random(TestSeeds.For(fused + " vs composition"));
-        var why = $"{fused} vs {composed} ({TestSeeds.Describe(fused + " vs composition")})";
+        var rng = new Random(TestSeeds.For(fused + " vs composition " + dim));
+        var why = $"{fused} vs {composed}, dim {(dim == 0 ? "default" : dim)} ({TestSeeds.Describe(fused + " vs composition " + dim)})";
         var spec = ModelGraphs.Spec(Source, fused);
         var train = ModelGraphs.Train(spec);
-        var f = GeneratorHarness.CreateProgram(Models.Value, fused);
-        var c = GeneratorHarness.CreateProgram(Models.Value, composed);
+        var args = dim == 0 ? Array.Empty<object?>() : new object?[] { dim, null, null };
+        var f = GeneratorHarness.CreateProgram(Models.Value, fused, args);
+        var c = GeneratorHarness.CreateProgram(Models.Value, composed, args);
         Assert.Equal(f.Parameters.Select(p => p.Name), c.Parameters.Select(p => p.Name));
         foreach (var (b, t, step) in Sizes)
         {

@@ -11,7 +11,7 @@ namespace Kiln.Runtime.Cpu;
 // the saved log-sum-exp. Work is split over batch × heads. Semantics (shared with the CUDA kernels and the float64
 // reference): scale 1/√d; with `causal`, query i sees key j when j ≤ i + (Tk − Tq); with `keep` [B, Tk], keys whose
 // keep is 0 are hidden; a query that sees no key gets a zero output, a log-sum-exp of −∞ and zero gradients.
-public static partial class Kernels
+public static unsafe partial class Kernels
 {
     private const int AttentionBlock = 64;
 
@@ -25,8 +25,9 @@ public static partial class Kernels
         Check(q, qo, batch * heads * tq * d, "Attention(q)"); Check(k, ko, batch * heads * tk * d, "Attention(k)");
         Check(v, vo, batch * heads * tk * d, "Attention(v)"); Check(o, oo, batch * heads * tq * (d + 1), "Attention(out)");
         if (keep is not null) Check(keep, keepo, batch * tk, "Attention(keep)");
+        if (WideAttention(d)) { AttentionForwardWide(q, qo, k, ko, v, vo, keep, keepo, batch, heads, tq, tk, d, causal, o, oo); return; }
         float scale = 1f / MathF.Sqrt(d);
-        KilnParallel.For(batch * heads, tq * tk * d, (lo, hi) =>
+        KilnParallel.For(batch * heads, tq * tk * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (lo, hi) =>
         {
             var kt = ArrayPool<float>.Shared.Rent((int)d * AttentionBlock);
             var m = ArrayPool<float>.Shared.Rent((int)tq);
@@ -93,8 +94,9 @@ public static partial class Kernels
         Check(v, vo, batch * heads * tk * d, "AttentionGrad(v)"); Check(o, oo, batch * heads * tq * (d + 1), "AttentionGrad(out)");
         Check(dout, dto, batch * heads * tq * (d + 1), "AttentionGrad(dout)"); Check(grad, go, batch * heads * (tq + 2 * tk) * d, "AttentionGrad(grad)");
         if (keep is not null) Check(keep, keepo, batch * tk, "AttentionGrad(keep)");
+        if (WideAttention(d)) { AttentionBackwardWide(q, qo, k, ko, v, vo, keep, keepo, o, oo, dout, dto, batch, heads, tq, tk, d, causal, grad, go); return; }
         float scale = 1f / MathF.Sqrt(d);
-        KilnParallel.For(batch * heads, 2 * tq * tk * d, (lo, hi) =>
+        KilnParallel.For(batch * heads, 2 * tq * tk * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (lo, hi) =>
         {
             var kt = ArrayPool<float>.Shared.Rent((int)d * AttentionBlock);
             var vt = ArrayPool<float>.Shared.Rent((int)d * AttentionBlock);

@@ -9,7 +9,7 @@ namespace Kiln.Runtime.Cpu;
 /// matmuls (over <see cref="Gemm"/>), reductions, movement and indexing. Offsets and sizes are element
 /// counts; the memory plan guarantees the ranges are in bounds, and each kernel still validates them.
 /// </summary>
-public static partial class Kernels
+public static unsafe partial class Kernels
 {
     private static void Check<T>(T[] a, long offset, long length, string what)
     {
