@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using Kiln.Runtime.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -56,12 +58,23 @@ public sealed class AdamW : Optimizer
             DecayFactor: 1f - learningRate * WeightDecay);
         var m = Slab("m");
         var v = Slab("v");
+        // Elementwise, so chunks run on every core with results independent of the split (bit-exact resume holds).
+        var chunks = new List<(int Offset, int Length, bool Decay)>();
         foreach (var r in ranges)
+            for (int at = 0; at < r.Length; at += Chunk)
+                chunks.Add((r.Offset + at, Math.Min(Chunk, r.Length - at), r.Decay && WeightDecay != 0f));
+        float[] ps = program.Params, gs = program.Grads;
+        KilnParallel.For(chunks.Count, Chunk, (lo, hi) =>
         {
-            Kernel(program.Params.AsSpan(r.Offset, r.Length), program.Grads.AsSpan(r.Offset, r.Length),
-                m.AsSpan(r.Offset, r.Length), v.AsSpan(r.Offset, r.Length), k, r.Decay && WeightDecay != 0f);
-        }
+            for (long c = lo; c < hi; c++)
+            {
+                var (offset, length, decay) = chunks[(int)c];
+                Kernel(ps.AsSpan(offset, length), gs.AsSpan(offset, length), m.AsSpan(offset, length), v.AsSpan(offset, length), k, decay);
+            }
+        });
     }
+
+    private const int Chunk = 1 << 15;
 
     /// <summary>The per-step constants of the update for <see cref="Optimizer.StepCount"/> (device kernels use the same numbers).</summary>
     internal (float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float StepSize, float InvBc2Sqrt, float DecayFactor) StepConstants(float learningRate)
