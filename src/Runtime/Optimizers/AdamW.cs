@@ -64,12 +64,13 @@ public sealed class AdamW : Optimizer
             for (int at = 0; at < r.Length; at += Chunk)
                 chunks.Add((r.Offset + at, Math.Min(Chunk, r.Length - at), r.Decay && WeightDecay != 0f));
         float[] ps = program.Params, gs = program.Grads;
+        int stateBase = StateBase;
         KilnParallel.For(chunks.Count, Chunk, (lo, hi) =>
         {
             for (long c = lo; c < hi; c++)
             {
                 var (offset, length, decay) = chunks[(int)c];
-                Kernel(ps.AsSpan(offset, length), gs.AsSpan(offset, length), m.AsSpan(offset, length), v.AsSpan(offset, length), k, decay);
+                Kernel(ps.AsSpan(offset, length), gs.AsSpan(offset, length), m.AsSpan(offset - stateBase, length), v.AsSpan(offset - stateBase, length), k, decay);
             }
         });
     }

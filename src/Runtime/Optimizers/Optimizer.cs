@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Collections.Generic;
 
 namespace Kiln.Runtime;
@@ -81,6 +82,39 @@ public abstract class Optimizer
         Update(program, Ranges(program), learningRate);
         program.ParametersChanged();
     }
+
+    /// <summary>
+    /// Applies one update to the parameters in [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>)
+    /// only, keeping optimizer state for that shard alone (ZeRO: each data-parallel rank owns one shard of the state).
+    /// The first call fixes the shard; the state slabs are <paramref name="length"/> long. CPU programs only.
+    /// </summary>
+    public void StepShard(ModelProgram program, float learningRate, int start, int length)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName}: sharded optimizer state (ZeRO) is built for CPU programs only.");
+        if (!float.IsFinite(learningRate) || learningRate < 0)
+            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "The learning rate must be finite and non-negative.");
+        if (start < 0 || length < 0 || start + length > program.Params.Length)
+            throw new ArgumentOutOfRangeException(nameof(start), $"The shard [{start}, {start + length}) is outside the {program.Params.Length} parameters.");
+        if (_state.Count > 0 && (_stateBase != start || _state.Values.First().Length != length))
+            throw new InvalidOperationException($"{GetType().Name} holds state for the shard [{_stateBase}, {_stateBase + _state.Values.First().Length}), not [{start}, {start + length}); use one optimizer per shard.");
+        StepCount++;
+        _stateBase = start;
+        if (_state.Count == 0) foreach (var name in StateNames) _state[name] = new float[length];
+        var shard = new List<ParameterRange>();
+        foreach (var r in Ranges(program))
+        {
+            int lo = Math.Max(r.Offset, start), hi = Math.Min(r.Offset + r.Length, start + length);
+            if (hi > lo) shard.Add(new ParameterRange(lo, hi - lo, r.Decay));
+        }
+        Update(program, shard.ToArray(), learningRate);
+        program.ParametersChanged();
+    }
+
+    private int _stateBase;
+
+    /// <summary>Where the state slabs start in the parameter slab: 0, or the shard's first parameter (see <see cref="StepShard"/>).</summary>
+    protected int StateBase => _stateBase;
 
     /// <summary>
     /// Replaces the state with a checkpoint's: the step count and one slab per name in

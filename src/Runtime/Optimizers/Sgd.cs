@@ -51,7 +51,7 @@ public sealed class Sgd : Optimizer
             var p = program.Params.AsSpan(r.Offset, r.Length);
             var g = program.Grads.AsSpan(r.Offset, r.Length);
             if (buffer is null) Plain(p, g, learningRate, wd);
-            else WithMomentum(p, g, buffer.AsSpan(r.Offset, r.Length), learningRate, wd, Momentum, Nesterov);
+            else WithMomentum(p, g, buffer.AsSpan(r.Offset - StateBase, r.Length), learningRate, wd, Momentum, Nesterov);
         }
     }
 

@@ -1,0 +1,141 @@
+using System;
+using System.Collections.Generic;
+using Kiln.Runtime;
+using Kiln.Runtime.Collectives;
+
+namespace Kiln;
+
+/// <summary>How much of the training state data-parallel ranks shard (DeepSpeed's ZeRO stages).</summary>
+public enum ZeroStage
+{
+    /// <summary>Every rank keeps all gradients and optimizer state; gradients are all-reduced.</summary>
+    None = 0,
+    /// <summary>ZeRO-1: gradients are all-reduced; each rank keeps and updates the optimizer state of its shard of the parameters, then the parameters are all-gathered.</summary>
+    OptimizerState = 1,
+    /// <summary>ZeRO-2: gradients are reduce-scattered (each rank receives the sum of its shard only); state and update as in ZeRO-1.</summary>
+    Gradients = 2,
+}
+
+/// <summary>What one data-parallel step did: the loss averaged over every rank and micro-batch, the global gradient norm (before clipping) and the bytes this rank sent.</summary>
+public readonly record struct DataParallelStep(double Loss, double GradientNorm, long BytesSent);
+
+/// <summary>
+/// Data-parallel training of one generated program per rank: each rank runs its micro-batches (gradient accumulation),
+/// the gradients are averaged across ranks in buckets (all-reduce, or reduce-scatter under ZeRO-2), the gradient norm is
+/// the global one, and the update is applied to the whole model or — under ZeRO — to this rank's shard, after which the
+/// parameters are all-gathered. With equal micro-batch sizes the result is the single-device step on the concatenated
+/// batch (the mean of equal-sized means is the global mean), up to the order of fp32 additions. Works with any
+/// <see cref="ICommunicator"/>: in-process ranks (<see cref="InProcessGroup"/>) or MPI (<see cref="MpiCommunicator"/>).
+/// The all-reduce runs after the backward (not yet overlapped with it); CPU programs.
+/// </summary>
+public sealed class DataParallel
+{
+    private readonly ModelProgram _program;
+    private readonly Optimizer _optimizer;
+    private readonly int _bucket;
+    private readonly int _shard, _start, _length;
+    private float[]? _padded, _shardGrads;
+
+    /// <summary>Creates the data-parallel driver of <paramref name="program"/> on this rank.</summary>
+    /// <param name="program">This rank's program (the same model and hyperparameters on every rank).</param>
+    /// <param name="optimizer">This rank's optimizer (its own instance: under ZeRO it keeps only this rank's shard of the state).</param>
+    /// <param name="communicator">The data-parallel group.</param>
+    /// <param name="zero">What to shard.</param>
+    /// <param name="bucketValues">Gradients are reduced in buckets of this many values (Megatron/DDP bucketing; 4 MiB of fp32 by default).</param>
+    public DataParallel(ModelProgram program, Optimizer optimizer, ICommunicator communicator, ZeroStage zero = ZeroStage.None, int bucketValues = 1 << 20)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(communicator);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bucketValues);
+        if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName} runs on a GPU; data parallelism is built for CPU programs so far (NCCL is not bound yet).");
+        _program = program; _optimizer = optimizer; Communicator = communicator; Zero = zero; _bucket = bucketValues;
+        int n = program.Params.Length, w = communicator.Size;
+        _shard = (n + w - 1) / w;
+        _start = Math.Min(n, communicator.Rank * _shard);
+        _length = Math.Max(0, Math.Min(_shard, n - _start));
+    }
+
+    /// <summary>The data-parallel group.</summary>
+    public ICommunicator Communicator { get; }
+
+    /// <summary>What this driver shards.</summary>
+    public ZeroStage Zero { get; }
+
+    /// <summary>The parameters this rank updates under ZeRO: [start, start + length) of the parameter slab.</summary>
+    public (int Start, int Length) Shard => (_start, _length);
+
+    /// <summary>Copies rank 0's parameters to every rank (call once after initialising or loading them).</summary>
+    public void SynchronizeParameters()
+    {
+        _program.SyncParametersToHost();
+        Communicator.Broadcast(_program.Params, root: 0);
+        _program.ParametersChanged();
+    }
+
+    /// <summary>
+    /// One optimizer step: zero the gradients, run <paramref name="microBatches"/> (this rank's share of the global
+    /// batch, accumulated), average the gradients over ranks and micro-batches, clip to <paramref name="maxGradNorm"/>
+    /// (global norm) when given, and update.
+    /// </summary>
+    public DataParallelStep Step(IReadOnlyList<Batch> microBatches, StepContext context, float learningRate, double? maxGradNorm = null)
+    {
+        ArgumentNullException.ThrowIfNull(microBatches);
+        if (microBatches.Count == 0) throw new ArgumentException("A step needs at least one micro-batch.", nameof(microBatches));
+        long before = Communicator.BytesSent;
+        _program.ZeroGrads();
+        double lossSum = 0;
+        for (int m = 0; m < microBatches.Count; m++)
+            lossSum += _program.TrainStep(microBatches[m], context with { MicroStep = m });
+        _program.SyncGradientsToHost();
+        int contributions = Communicator.Size * microBatches.Count;
+        double loss = Communicator.AllReduceSum(lossSum) / contributions;
+        // Every rank must run the same accumulation count, or the average would be wrong: check it with the loss.
+        double counts = Communicator.AllReduceSum(microBatches.Count);
+        if (counts != contributions)
+            throw new InvalidOperationException($"Ranks ran different numbers of micro-batches ({counts} in all, {microBatches.Count} here, {Communicator.Size} ranks); give every rank the same count.");
+
+        var grads = _program.Grads;
+        float scale = 1f / contributions;
+        double norm;
+        if (Zero == ZeroStage.Gradients)
+        {
+            _padded ??= new float[_shard * Communicator.Size];
+            _shardGrads ??= new float[_shard];
+            Array.Copy(grads, _padded, grads.Length);
+            Communicator.ReduceScatterSum(_padded, _shardGrads);
+            double sq = 0;
+            for (int i = 0; i < _length; i++) { _shardGrads[i] *= scale; sq += (double)_shardGrads[i] * _shardGrads[i]; }
+            norm = Math.Sqrt(Communicator.AllReduceSum(sq));
+            // Only this rank's shard of the gradient slab is meaningful from here on.
+            Array.Clear(grads);
+            Array.Copy(_shardGrads, 0, grads, _start, _length);
+        }
+        else
+        {
+            for (int at = 0; at < grads.Length; at += _bucket)
+                Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
+            GradientClipping.Scale(grads, scale);
+            norm = GradientClipping.GlobalNorm(grads);
+        }
+        if (maxGradNorm is { } max && double.IsFinite(norm) && norm > max)
+        {
+            float clip = (float)(max / (norm + 1e-6));
+            if (Zero == ZeroStage.Gradients) GradientClipping.Scale(grads.AsSpan(_start, _length), clip);
+            else GradientClipping.Scale(grads, clip);
+        }
+
+        if (Zero == ZeroStage.None) _optimizer.Step(_program, learningRate);
+        else
+        {
+            _optimizer.StepShard(_program, learningRate, _start, _length);
+            _padded ??= new float[_shard * Communicator.Size];
+            var mine = new float[_shard];
+            Array.Copy(_program.Params, _start, mine, 0, _length);
+            Communicator.AllGather(mine, _padded);
+            Array.Copy(_padded, _program.Params, _program.Params.Length);
+            _program.ParametersChanged();
+        }
+        return new DataParallelStep(loss, norm, Communicator.BytesSent - before);
+    }
+}
