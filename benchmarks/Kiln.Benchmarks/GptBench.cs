@@ -100,13 +100,18 @@ internal static class GptBench
 
         if (generate > 0)
         {
-            // Uncached generation: every new token runs the model's Forward over the whole window (no KV cache yet).
+            // Batch 1, a 16-token prompt, greedy and sampled tokens alike; without the cache every new token reruns Forward
+            // over the whole window, with it (the decode program) each new token runs one position.
             var prompt = tokens.Take(Math.Min(16, context)).ToList();
-            Generation.Generate(program, prompt, 2, context, new SamplingOptions { Temperature = 0 });
-            var g0 = Stopwatch.StartNew();
-            var produced = Generation.Generate(program, prompt, generate, context, new SamplingOptions { Temperature = 0.8f, Seed = 3 });
-            double gs = g0.Elapsed.TotalSeconds;
-            Console.WriteLine($"generation (uncached, batch 1, window up to {context}): {produced.Length} tokens in {gs:F2} s = {produced.Length / gs:F1} tokens/s");
+            foreach (bool cache in new[] { false, true })
+            {
+                if (cache && !program.SupportsDecode) { Console.WriteLine("generation with the KV cache: this model has no decode program"); continue; }
+                Generation.Generate(program, prompt, 2, context, new SamplingOptions { Temperature = 0 }, useCache: cache);
+                var g0 = Stopwatch.StartNew();
+                var produced = Generation.Generate(program, prompt, generate, context, new SamplingOptions { Temperature = 0.8f, Seed = 3 }, useCache: cache);
+                double gs = g0.Elapsed.TotalSeconds;
+                Console.WriteLine($"generation ({(cache ? "KV cache" : "uncached")}, batch 1, prompt {prompt.Count}, window up to {context}): {produced.Length} tokens in {gs:F2} s = {produced.Length / gs:F1} tokens/s; first tokens {string.Join(",", produced.Take(8))}");
+            }
         }
 
         if (profile && gpu is not null)

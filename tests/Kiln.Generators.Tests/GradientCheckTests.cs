@@ -409,6 +409,13 @@ internal static class GradCases
             var idx = t.IntInput("idx", D(2, 4), new[] { 0, 4, 2, 2, 1, 0, 4, 4 });
             return t.G.Add(Op.Gather, new[] { t.Param("table", 5, 3), idx });
         });
+        Add("Gather_at_decode_positions", t =>
+        {
+            // A decode program's absolute positions (offset 2) looking up a learned position table.
+            t.Run.Symbols["__decode_position"] = 2;
+            var positions = t.G.Add(Op.Positions, Array.Empty<int>(), null, D(3));
+            return t.G.Add(Op.Gather, new[] { t.Param("table", 6, 3), positions });
+        });
         Add("PickLast_with_ignore_index", t =>
         {
             var idx = t.IntInput("idx", D(2, 3), new[] { 1, -100, 4, 0, 4, -100 });

@@ -74,7 +74,7 @@ internal sealed class CudaEmitter
         string? inject = injectIntoUserCode;
         var launches = new Dictionary<string, Dictionary<int, CudaLaunch>>();
         var loopLaunches = new Dictionary<string, Dictionary<int, Dictionary<int, CudaLaunch>>>();
-        foreach (var p in model.Programs)
+        foreach (var p in model.Programs.Where(p => !p.CpuOnly))
         {
             var e = new CudaEmitter(p.Graph, model.Spec.Name + "_" + p.Name, file, names, sb, line, inject);
             e.Line();

@@ -53,7 +53,7 @@ internal static class CudaHostEmitter
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.ProgramInfo> Programs => {cpuProgramClass}._Programs;");
         w.Line();
 
-        foreach (var p in cm.Programs) EmitRun(w, p, cuda.Launches[p.Name], cuda.LoopLaunches[p.Name], kernelIndex, names);
+        foreach (var p in cm.Programs.Where(p => !p.CpuOnly)) EmitRun(w, p, cuda.Launches[p.Name], cuda.LoopLaunches[p.Name], kernelIndex, names);
         ProgramEmitter.EmitMissingEntryPoints(w, cm);
         w.Close();
     }

@@ -98,14 +98,17 @@ internal sealed record AxisAttr(int Axis) : OpAttr
 
 /// <summary>
 /// Fused attention: <paramref name="Causal"/> (query i sees key j when j ≤ i + Tk − Tq) and <paramref name="Masked"/>
-/// (a keep input [B, Tk] follows v: keys whose keep is 0 are hidden). The scale is 1/√d.
+/// (a keep input [B, Tk] follows v: keys whose keep is 0 are hidden). The scale is 1/√d. <paramref name="Site"/> ≥ 0 only
+/// in a decode program: the op appends its keys and values to KV cache number <paramref name="Site"/> and attends to all
+/// cached positions.
 /// </summary>
-internal sealed record AttentionAttr(bool Causal, bool Masked) : OpAttr
+internal sealed record AttentionAttr(bool Causal, bool Masked, int Site = -1) : OpAttr
 {
     public override IEnumerable<string> PrintParts()
     {
         if (Causal) yield return "causal";
         if (Masked) yield return "masked";
+        if (Site >= 0) yield return "cache=" + I(Site);
     }
 }
 

@@ -24,6 +24,7 @@ internal enum Op
     Param,        // a parameter of the table (ParamAttr)
     Fill,         // a scalar broadcast to Shape (ScalarAttr)
     Arange,       // 0..Shape[0]-1 (i32)
+    Positions,    // p..p+Shape[0]-1 (i32): absolute positions in a decode program, p = the program's DecodePosition
     DropoutMask,  // 1/(1-p) or 0 per element (DropoutAttr)
 
     // ── Elementwise unary (f32 → f32) ──

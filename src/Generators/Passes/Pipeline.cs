@@ -27,6 +27,12 @@ internal sealed record ProgramDef(string Name, Graph Graph, string Method, strin
         _ => new("predict", g, "Forward", "Pr", true, false),
     };
 
+    /// <summary>The decode program (KV cache): the predict graph running only new positions (see <see cref="DecodeProgram"/>).</summary>
+    public static ProgramDef Decode(Graph g) => new("decode", g, "RunDecode", "De", true, false);
+
+    /// <summary>Programs the CUDA program does not run (the decode program is CPU-only for now).</summary>
+    public bool CpuOnly => Name == "decode";
+
     /// <summary>The entry point's C# return type.</summary>
     public string ReturnType => ReturnsTensor ? "global::Kiln.Runtime.TensorData" : "float";
 
@@ -67,10 +73,15 @@ internal static class Pipeline
     {
         var diags = new List<DiagnosticInfo>();
         var dumps = new List<(string, string)>();
-        Graph? Build(GraphKind kind)
+        Graph? Build(GraphKind kind, Func<Graph, Graph?>? rewrite = null)
         {
             var lowered = Lowerer.Lower(spec, kind);
             var (g, err) = lowered;
+            if (g is not null && rewrite is not null)
+            {
+                g = rewrite(g);
+                if (g is null) return null;
+            }
             foreach (var w in lowered.Warnings ?? Array.Empty<DiagnosticInfo>())
                 if (!diags.Contains(w)) diags.Add(w);
             if (g is null)
@@ -78,7 +89,7 @@ internal static class Pipeline
                 if (err is not null && !diags.Contains(err)) diags.Add(err);
                 return null;
             }
-            var name = kind.ToString().ToLowerInvariant();
+            var name = rewrite is null ? kind.ToString().ToLowerInvariant() : "decode";
             Graph Step(Graph x, Pass pass)
             {
                 var y = pass.Apply(x);
@@ -112,6 +123,9 @@ internal static class Pipeline
         if (train is null || eval is null || diags.Any(d => Diagnostics.Descriptors.Get(d.Id).DefaultSeverity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error)) return (null, diags);
         var programs = new List<ProgramDef> { ProgramDef.For(GraphKind.Train, train), ProgramDef.For(GraphKind.Eval, eval) };
         if (predict is not null) programs.Add(ProgramDef.For(GraphKind.Predict, predict));
+        // A decode program where the model allows one (token ids [B, T] in, every attention fused and causal).
+        if (predict is not null && DecodeProgram.Applies(predict) && Build(GraphKind.Predict, DecodeProgram.Rewrite) is { } decode)
+            programs.Add(ProgramDef.Decode(decode));
         return (new CompiledModel(spec, programs, dumps), diags);
     }
 }

@@ -15,7 +15,7 @@ public static unsafe partial class Kernels
     private static bool WideAttention(long d) => Vector512.IsHardwareAccelerated && d % 64 == 0 && d <= 1024;
 
     private static void AttentionForwardWide(float[] q, long qo, float[] k, long ko, float[] v, long vo, float[]? keep, long keepo,
-        long batch, long heads, long tq, long tk, long d, bool causal, float[] o, long oo)
+        long batch, long heads, long tq, long tk, long d, bool causal, float[] o, long oo, long kvRows)
     {
         float scale = 1f / MathF.Sqrt(d);
         int dd = (int)d;
@@ -31,7 +31,7 @@ public static unsafe partial class Kernels
                 var qr = stackalloc float*[AttentionRows]; var orow = stackalloc float*[AttentionRows];
                 for (long bh = lo; bh < hi; bh++)
                 {
-                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * tk * d, vb = vo + bh * tk * d, ob = oo + bh * tq * (d + 1);
+                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * kvRows * d, vb = vo + bh * kvRows * d, ob = oo + bh * tq * (d + 1);
                     Array.Fill(m, float.NegativeInfinity); Array.Clear(l);
                     for (long i = 0; i < tq; i++) new Span<float>(op + ob + i * (d + 1), dd).Clear();
                     for (long j0 = 0; j0 < tk; j0 += AttentionBlock)

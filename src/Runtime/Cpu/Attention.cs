@@ -19,13 +19,16 @@ public static unsafe partial class Kernels
     /// q [B, H, Tq, d], k and v [B, H, Tk, d], optional keep [B, Tk] → out [B, H, Tq, d + 1]: the attention output in
     /// columns 0..d−1 and each row's log-sum-exp of the scaled scores in column d.
     /// </summary>
+    /// <remarks><paramref name="kvRows"/>: rows per (batch, head) in k and v's storage (a KV cache's capacity); −1 means tk.</remarks>
     public static void AttentionForward(float[] q, long qo, float[] k, long ko, float[] v, long vo, float[]? keep, long keepo,
-        long batch, long heads, long tq, long tk, long d, bool causal, float[] o, long oo)
+        long batch, long heads, long tq, long tk, long d, bool causal, float[] o, long oo, long kvRows = -1)
     {
-        Check(q, qo, batch * heads * tq * d, "Attention(q)"); Check(k, ko, batch * heads * tk * d, "Attention(k)");
-        Check(v, vo, batch * heads * tk * d, "Attention(v)"); Check(o, oo, batch * heads * tq * (d + 1), "Attention(out)");
+        if (kvRows < 0) kvRows = tk;
+        if (kvRows < tk) throw new ArgumentOutOfRangeException(nameof(kvRows), kvRows, $"k and v hold {kvRows} rows per head, fewer than the {tk} keys.");
+        Check(q, qo, batch * heads * tq * d, "Attention(q)"); Check(k, ko, batch * heads * kvRows * d, "Attention(k)");
+        Check(v, vo, batch * heads * kvRows * d, "Attention(v)"); Check(o, oo, batch * heads * tq * (d + 1), "Attention(out)");
         if (keep is not null) Check(keep, keepo, batch * tk, "Attention(keep)");
-        if (WideAttention(d)) { AttentionForwardWide(q, qo, k, ko, v, vo, keep, keepo, batch, heads, tq, tk, d, causal, o, oo); return; }
+        if (WideAttention(d)) { AttentionForwardWide(q, qo, k, ko, v, vo, keep, keepo, batch, heads, tq, tk, d, causal, o, oo, kvRows); return; }
         float scale = 1f / MathF.Sqrt(d);
         KilnParallel.For(batch * heads, tq * tk * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (lo, hi) =>
         {
@@ -37,7 +40,7 @@ public static unsafe partial class Kernels
             {
                 for (long bh = lo; bh < hi; bh++)
                 {
-                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * tk * d, vb = vo + bh * tk * d, ob = oo + bh * tq * (d + 1);
+                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * kvRows * d, vb = vo + bh * kvRows * d, ob = oo + bh * tq * (d + 1);
                     m.AsSpan(0, (int)tq).Fill(float.NegativeInfinity);
                     l.AsSpan(0, (int)tq).Clear();
                     for (long i = 0; i < tq; i++) o.AsSpan((int)(ob + i * (d + 1)), (int)d).Clear();
@@ -149,6 +152,29 @@ public static unsafe partial class Kernels
                 ArrayPool<float>.Shared.Return(kt); ArrayPool<float>.Shared.Return(vt); ArrayPool<float>.Shared.Return(delta);
             }
         });
+    }
+
+    /// <summary>
+    /// Causal attention of <paramref name="tq"/> new positions against a KV cache: appends the new keys and values (k, v
+    /// [B, H, tq, d]) at positions <paramref name="past"/>… of <paramref name="cache"/>, then attends each new query
+    /// (absolute position past + i) to cached positions 0 … past + i. Output as <see cref="AttentionForward"/>.
+    /// </summary>
+    public static void AttentionDecode(float[] q, long qo, float[] k, long ko, float[] v, long vo,
+        long batch, long heads, long tq, long d, AttentionCache cache, long past, float[] o, long oo)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        Check(k, ko, batch * heads * tq * d, "AttentionDecode(k)"); Check(v, vo, batch * heads * tq * d, "AttentionDecode(v)");
+        if (cache.Batch != batch || cache.Heads != heads || cache.HeadSize != d)
+            throw new InvalidOperationException($"The KV cache is [{cache.Batch}, {cache.Heads}, {cache.Capacity}, {cache.HeadSize}] but the step is [{batch}, {heads}, {tq}, {d}].");
+        if (past < 0 || past + tq > cache.Capacity)
+            throw new InvalidOperationException($"Positions {past}…{past + tq - 1} do not fit the KV cache of {cache.Capacity}.");
+        long cap = cache.Capacity;
+        for (long bh = 0; bh < batch * heads; bh++)
+        {
+            Array.Copy(k, ko + bh * tq * d, cache.K, (bh * cap + past) * d, tq * d);
+            Array.Copy(v, vo + bh * tq * d, cache.V, (bh * cap + past) * d, tq * d);
+        }
+        AttentionForward(q, qo, cache.K, 0, cache.V, 0, null, 0, batch, heads, tq, past + tq, d, causal: true, o, oo, kvRows: cap);
     }
 
     /// <summary>How many keys of the block starting at <paramref name="j0"/> (of <paramref name="nb"/>) query <paramref name="i"/> may see.</summary>

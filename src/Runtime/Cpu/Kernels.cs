@@ -297,9 +297,12 @@ public static unsafe partial class Kernels
     }
 
     /// <summary>dst[i] = i for i &lt; n.</summary>
-    public static void Arange(int[] dst, long d0, long n)
+    public static void Arange(int[] dst, long d0, long n) => Arange(dst, d0, n, 0);
+
+    /// <summary>start, start + 1, …, start + n − 1 (the absolute positions of a decode step).</summary>
+    public static void Arange(int[] dst, long d0, long n, long start)
     {
         Check(dst, d0, n, "Arange");
-        for (int i = 0; i < n; i++) dst[d0 + i] = i;
+        for (int i = 0; i < n; i++) dst[d0 + i] = checked((int)(start + i));
     }
 }

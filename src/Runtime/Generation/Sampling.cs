@@ -103,7 +103,10 @@ public static class Generation
     /// <param name="sampling">How to pick tokens.</param>
     /// <param name="stopToken">An end-of-text token, or null.</param>
     /// <param name="inputName">The Forward input that takes the token ids.</param>
-    public static int[] Generate(ModelProgram program, IReadOnlyList<int> prompt, int maxNewTokens, int context, SamplingOptions sampling, int? stopToken = null, string inputName = "idx")
+    /// <param name="useCache">Use the model's decode program (a KV cache: each new token runs one position) when it has
+    /// one (<see cref="ModelProgram.SupportsDecode"/>); the tokens are the same as without it.</param>
+    public static int[] Generate(ModelProgram program, IReadOnlyList<int> prompt, int maxNewTokens, int context, SamplingOptions sampling, int? stopToken = null, string inputName = "idx",
+        bool useCache = true)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(prompt);
@@ -112,19 +115,70 @@ public static class Generation
         var sampler = new TokenSampler(sampling);
         var tokens = new List<int>(prompt);
         var generated = new List<int>();
-        for (int step = 0; step < maxNewTokens; step++)
+        bool cached = useCache && program.SupportsDecode;
+        bool verified = false;
+        TensorData logits = default!;
+        int rows = 0;
+        TensorData Window(Func<Batch, TensorData> run)
         {
             int t = Math.Min(context, tokens.Count);
-            var window = tokens.GetRange(tokens.Count - t, t).ToArray();
-            var logits = program.Forward(new Batch((inputName, TensorData.Int(window, 1, t))));
-            if (logits.Rank != 3 || logits.Shape[0] != 1 || logits.Shape[1] != t || logits.Floats is null)
-                throw new InvalidOperationException($"{program.ModelName}'s Forward returned {logits}; generation needs float logits [1, {t}, vocab].");
+            var result = run(new Batch((inputName, TensorData.Int(tokens.GetRange(tokens.Count - t, t).ToArray(), 1, t))));
+            rows = t;
+            return result;
+        }
+        if (cached)
+        {
+            program.ResetDecode(context);
+            logits = Window(program.Decode); // the prefill
+        }
+        for (int step = 0; step < maxNewTokens; step++)
+        {
+            if (!cached) logits = Window(program.Forward);
+            if (logits.Rank != 3 || logits.Shape[0] != 1 || logits.Shape[1] != rows || logits.Floats is null)
+                throw new InvalidOperationException($"{program.ModelName}'s {(cached ? "decode program" : "Forward")} returned {logits}; generation needs float logits [1, {rows}, vocab].");
             int vocab = logits.Shape[2];
-            int next = sampler.Next(logits.Floats.AsSpan((t - 1) * vocab, vocab), tokens.Count);
+            int next = sampler.Next(logits.Floats.AsSpan((rows - 1) * vocab, vocab), tokens.Count);
             tokens.Add(next);
             generated.Add(next);
-            if (next == stopToken) break;
+            if (next == stopToken || step + 1 == maxNewTokens || !cached) continue;
+            if (program.DecodePosition < context)
+            {
+                logits = program.Decode(new Batch((inputName, TensorData.Int(new[] { next }, 1, 1))));
+                rows = 1;
+                if (!verified)
+                {
+                    Verify(program, logits, Window(program.Forward), vocab);
+                    rows = 1;
+                    verified = true;
+                }
+            }
+            else
+            {
+                // The window is full: positions restart at the window's start, as without the cache.
+                program.ResetDecode(context);
+                logits = Window(program.Decode);
+            }
         }
         return generated.ToArray();
+    }
+
+    /// <summary>
+    /// The first cached step must give the uncached forward's logits: a model that mixes positions outside the fused
+    /// attention (attention written as MatMul/Softmax, a sequence reduction) would not, and is refused with the reason.
+    /// </summary>
+    private static void Verify(ModelProgram program, TensorData step, TensorData full, int vocab)
+    {
+        var a = step.Floats!.AsSpan(0, vocab);
+        var b = full.Floats!.AsSpan(full.Floats!.Length - vocab, vocab);
+        double scale = 0, worst = 0;
+        for (int i = 0; i < vocab; i++) if (float.IsFinite(b[i])) scale = Math.Max(scale, Math.Abs(b[i]));
+        for (int i = 0; i < vocab; i++)
+        {
+            if (float.IsNegativeInfinity(a[i]) && float.IsNegativeInfinity(b[i])) continue;
+            worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
+        }
+        if (!(worst <= 1e-3 * (1 + scale)))
+            throw new InvalidOperationException($"{program.ModelName}: the KV-cache step's logits differ from the full forward's by {worst:G3} (scale {scale:G3}); " +
+                "the model mixes positions outside Ops.Attention (for example attention written as MatMul/Softmax), so its decode program is not valid. Generate with useCache: false.");
     }
 }

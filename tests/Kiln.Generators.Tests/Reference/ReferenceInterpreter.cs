@@ -318,6 +318,13 @@ internal static class ReferenceInterpreter
             if (r.Declared.Length != 1) throw new InvalidOperationException("Arange must be rank 1");
             return RefTensor.Int(Enumerable.Range(0, checked((int)r.Declared[0])).ToArray(), r.Declared);
         },
+        // A decode program's absolute positions: the run's "__decode_position" symbol (0 when unset) onwards.
+        [Op.Positions] = r =>
+        {
+            if (r.Declared.Length != 1) throw new InvalidOperationException("Positions must be rank 1");
+            int start = r.Run.Symbols.TryGetValue("__decode_position", out var p) ? checked((int)p) : 0;
+            return RefTensor.Int(Enumerable.Range(start, checked((int)r.Declared[0])).ToArray(), r.Declared);
+        },
         [Op.DropoutMask] = r =>
         {
             double p = r.Sc();
@@ -404,7 +411,9 @@ internal static class ReferenceInterpreter
         [Op.PickLastGrad] = r => PickLastGrad(r.X[0], r.X[1], r.N.A<PickGradAttr>().Ignore, r.N.A<PickGradAttr>().Classes.Eval(r.Sym)),
 
         // ── attention (written out here in float64 from the definition: scores, mask, softmax, weighted sum) ──
-        [Op.Attention] = r => Attention(r.X, r.N.A<AttentionAttr>()),
+        [Op.Attention] = r => r.N.A<AttentionAttr>().Site >= 0
+            ? throw new NotSupportedException("a cached (decode) attention is checked against the uncached program, not interpreted")
+            : Attention(r.X, r.N.A<AttentionAttr>()),
         [Op.AttentionGrad] = r => AttentionGrad(r.X, r.N.A<AttentionAttr>()),
 
         // ── regions (the loop itself is run by RunLoop) ──

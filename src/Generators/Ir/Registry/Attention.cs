@@ -41,6 +41,13 @@ internal static partial class OpRegistry
                 c =>
                 {
                     var attr = c.Node.A<AttentionAttr>(); var q = c.Input(0); var k = c.Input(1);
+                    if (attr.Site >= 0)
+                    {
+                        string b = c.S(q.Shape[0]), h = c.S(q.Shape[1]), d = c.S(q.Shape[3]);
+                        c.Call("AttentionDecode", c.In(0), c.In(1), c.In(2), b, h, c.S(q.Shape[2]), d,
+                            $"DecodeCacheFor({attr.Site}, {c.Layer ?? "0L"}, {b}, {h}, {d})", "DecodePosition", c.Out);
+                        return;
+                    }
                     c.Call("AttentionForward", c.In(0), c.In(1), c.In(2), attr.Masked ? c.In(3) : "null, 0L",
                         c.S(q.Shape[0]), c.S(q.Shape[1]), c.S(q.Shape[2]), c.S(k.Shape[2]), c.S(q.Shape[3]), attr.Causal ? "true" : "false", c.Out);
                 },
@@ -129,6 +136,7 @@ internal static partial class OpRegistry
     private static void CudaAttentionForward(CudaKernelContext c)
     {
         var n = c.Node; var attr = n.A<AttentionAttr>(); var q = c.Input(0);
+        if (attr.Site >= 0) throw new System.InvalidOperationException("decode programs (KV cache) are emitted for the CPU only");
         var ps = c.Params();
         c.OutParam(ps); AttentionParams(c, ps, attr);
         var qTiles = Sym.Div(q.Shape[2] + Sym.Const(15), Sym.Const(16));

@@ -57,6 +57,21 @@ internal static partial class OpRegistry
                 }),
         };
 
+        // Only in decode programs (see DecodeProgram): the positions of the new tokens, after those in the KV cache.
+        yield return new OpDef(Op.Positions, OpKind.Source, 0)
+        {
+            Shape = ShapeRules.Declared(DType.I32),
+            Lowering = new KernelLowering(
+                c => c.Call("Arange", c.Out, c.S(c.Node.Shape[0]), "DecodePosition"),
+                c =>
+                {
+                    var ps = c.Params();
+                    c.OutParam(ps); c.SizeParam(ps, "count", c.Node.Shape[0]);
+                    ps.Add("long long start", CudaArg.Expr("(long)DecodePosition"));
+                    c.Kernel("positions", ps, CudaGrid.Elements, c.Node.Shape[0], () => c.Line("    KILN_FOR_ELEMENTS(i, count) out[i] = (int)(start + i);"));
+                }),
+        };
+
         yield return new OpDef(Op.DropoutMask, OpKind.Source, 0)
         {
             Attr = typeof(DropoutAttr),
