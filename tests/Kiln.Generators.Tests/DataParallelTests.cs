@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
 using System.Linq;
 using System.Reflection;
 using Kiln.Runtime;
@@ -50,11 +51,11 @@ public sealed class DataParallelTests
     private const int Global = 24, Steps = 4;
 
     /// <summary>The global batches of every step: rows [0, Global) of random data for the model.</summary>
-    private static List<(string Name, float[]? F, int[]? I, int Cols)[]> Data(string model, int seed)
+    private static List<(string Name, float[]? F, int[]? I, int Cols)[]> Data(string model, int seed, int count = Steps)
     {
         var rng = new Random(seed);
         var steps = new List<(string, float[]?, int[]?, int)[]>();
-        for (int s = 0; s < Steps; s++)
+        for (int s = 0; s < count; s++)
         {
             if (model == "P.Mlp")
                 steps.Add(new (string, float[]?, int[]?, int)[]
@@ -164,6 +165,59 @@ public sealed class DataParallelTests
         // ZeRO-2 moves less than an all-reduce (reduce-scatter + all-gather of parameters ≈ all-reduce, minus nothing):
         // at least it must not send more than ZeRO-1, which adds an all-gather to the all-reduce.
         Assert.True(b2[0] < b1[0], $"bytes sent: ZeRO-2 {b2[0]}, ZeRO-1 {b1[0]}");
+    }
+
+    /// <summary>Trains steps [from, to) on <paramref name="world"/> ranks, loading <paramref name="load"/> first and saving into <paramref name="save"/> at the end; the losses.</summary>
+    private static double[] Segment(string model, int world, ZeroStage zero, int from, int to, string? load, string? save)
+    {
+        var data = Data(model, 21, 6);
+        double[] losses = new double[to - from];
+        InProcessGroup.Run(world, comm =>
+        {
+            var program = GeneratorHarness.CreateProgram(Models.Value, model);
+            program.InitParameters(load is null ? 3ul : 1234ul);
+            var dp = new DataParallel(program, new AdamW(weightDecay: 0.1f), comm, zero, bucketValues: 1000);
+            if (load is not null) Assert.Equal(from, dp.LoadCheckpoint(load));
+            else dp.SynchronizeParameters();
+            int rows = Global / world;
+            for (int s = from; s < to; s++)
+            {
+                var r = dp.Step(new[] { Rows(data[s], comm.Rank * rows, rows) }, new StepContext(1, s, 0), 0.02f, 1.0);
+                if (comm.Rank == 0) losses[s - from] = r.Loss;
+            }
+            if (save is not null) dp.SaveCheckpoint(save, to);
+        });
+        return losses;
+    }
+
+    [Theory]
+    [InlineData("P.Gpt", 2, ZeroStage.OptimizerState, 4, ZeroStage.OptimizerState)]
+    [InlineData("P.Gpt", 2, ZeroStage.Gradients, 1, ZeroStage.None)]
+    [InlineData("P.Mlp", 2, ZeroStage.None, 3, ZeroStage.Gradients)]
+    [InlineData("P.Mlp", 4, ZeroStage.OptimizerState, 2, ZeroStage.OptimizerState)]
+    public void A_checkpoint_saved_at_one_world_size_loads_at_another_and_continues_with_the_same_loss(string model, int w1, ZeroStage z1, int w2, ZeroStage z2)
+    {
+        var dir = Directory.CreateTempSubdirectory("kiln-dp-ckpt-").FullName;
+        try
+        {
+            var straight = Segment(model, w1, z1, 0, 6, null, null);
+            var first = Segment(model, w1, z1, 0, 3, null, Path.Combine(dir, "step-3"));
+            Assert.Equal(straight.Take(3), first);
+            var files = Directory.GetFiles(Path.Combine(dir, "step-3")).Select(Path.GetFileName).OrderBy(f => f).ToArray();
+            Assert.Contains("index.json", files);
+            Assert.Contains("parameters.safetensors", files);
+            Assert.Equal(z1 == ZeroStage.None ? 1 : w1, files.Count(f => f!.StartsWith("optimizer-rank-", StringComparison.Ordinal)));
+            var resumed = Segment(model, w2, z2, 3, 6, Path.Combine(dir, "step-3"), null);
+            for (int i = 0; i < 3; i++)
+                Assert.True(Math.Abs(resumed[i] - straight[3 + i]) <= 1e-5 * (1 + Math.Abs(straight[3 + i])),
+                    $"{model} saved at DP={w1} {z1}, resumed at DP={w2} {z2}: step {3 + i} loss {resumed[i]:R} vs uninterrupted {straight[3 + i]:R}");
+
+            // A save interrupted before its index is refused with the reason.
+            File.Delete(Path.Combine(dir, "step-3", "index.json"));
+            var e = Assert.Throws<AggregateException>(() => Segment(model, w2, z2, 3, 4, Path.Combine(dir, "step-3"), null));
+            Assert.Contains("did not finish", e.InnerExceptions.First(x => x is InvalidDataException).Message, StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]

@@ -113,6 +113,20 @@ public abstract class Optimizer
 
     private int _stateBase;
 
+    /// <summary>The first parameter the state slabs cover: 0, or the shard's start under ZeRO (<see cref="StepShard"/>).</summary>
+    public int StateStart => _stateBase;
+
+    /// <summary>
+    /// Replaces the state with the slabs of one shard, [<paramref name="start"/>, start + slab length) of the parameters,
+    /// and the step count (a sharded checkpoint read back under any world size).
+    /// </summary>
+    public void LoadShardState(long stepCount, IReadOnlyDictionary<string, float[]> state, int start)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        LoadState(stepCount, state);
+        _stateBase = start;
+    }
+
     /// <summary>Where the state slabs start in the parameter slab: 0, or the shard's first parameter (see <see cref="StepShard"/>).</summary>
     protected int StateBase => _stateBase;
 

@@ -28,7 +28,7 @@ public readonly record struct DataParallelStep(double Loss, double GradientNorm,
 /// <see cref="ICommunicator"/>: in-process ranks (<see cref="InProcessGroup"/>) or MPI (<see cref="MpiCommunicator"/>).
 /// The all-reduce runs after the backward (not yet overlapped with it); CPU programs.
 /// </summary>
-public sealed class DataParallel
+public sealed partial class DataParallel
 {
     private readonly ModelProgram _program;
     private readonly Optimizer _optimizer;
