@@ -220,6 +220,49 @@ public sealed class DataParallelTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    [Theory]
+    [InlineData(2, ZeroStage.None, 1)]
+    [InlineData(4, ZeroStage.OptimizerState, 2)]
+    [InlineData(3, ZeroStage.Gradients, 1)]
+    public void The_trainer_on_data_parallel_ranks_follows_the_single_device_run(int world, ZeroStage zero, int accumulation)
+    {
+        var rng = new Random(31);
+        int n = 96;
+        var x = Enumerable.Range(0, n * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var y = Enumerable.Range(0, n * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var data = new InMemoryDataset(("x", TensorData.Float(x, n, 6)), ("y", TensorData.Float(y, n, 3)));
+        var evalSet = new InMemoryDataset(("x", TensorData.Float(x.AsSpan(0, 24 * 6).ToArray(), 24, 6)), ("y", TensorData.Float(y.AsSpan(0, 24 * 3).ToArray(), 24, 3)));
+        TrainOptions Options(Kiln.Runtime.Collectives.ICommunicator? comm) => new()
+        {
+            Steps = 12, BatchSize = 12, GradientAccumulation = accumulation, LearningRate = 0.01f, Seed = 5, ClipGradNorm = 1.0f,
+            Progress = ProgressMode.None, EvalEvery = 6, Communicator = comm, Zero = comm is null ? ZeroStage.None : zero,
+        };
+        var single = GeneratorHarness.CreateProgram(Models.Value, "P.Mlp");
+        var r1 = new Trainer(single, Options(null)).Fit(data, evalSet);
+
+        var results = new TrainResult[world];
+        var finals = new float[world][];
+        InProcessGroup.Run(world, comm =>
+        {
+            var program = GeneratorHarness.CreateProgram(Models.Value, "P.Mlp");
+            var trainer = new Trainer(program, Options(comm));
+            results[comm.Rank] = trainer.Fit(data, evalSet);
+            finals[comm.Rank] = (float[])program.Params.Clone();
+        });
+        for (int r = 0; r < world; r++)
+        {
+            Assert.True(Math.Abs(results[r].FinalTrainLoss - r1.FinalTrainLoss) <= 1e-5 * (1 + r1.FinalTrainLoss), $"rank {r}: final loss {results[r].FinalTrainLoss:R} vs one device {r1.FinalTrainLoss:R}");
+            Assert.Equal(r1.EvalHistory.Count, results[r].EvalHistory.Count);
+            for (int e = 0; e < r1.EvalHistory.Count; e++)
+                Assert.True(Math.Abs(results[r].EvalHistory[e].Loss - r1.EvalHistory[e].Loss) <= 1e-5 * (1 + r1.EvalHistory[e].Loss), $"rank {r}: eval {e}");
+            double norm = single.Params.Max(v => Math.Abs(v));
+            for (int i = 0; i < single.Params.Length; i++)
+                Assert.True(Math.Abs(finals[r][i] - single.Params[i]) <= 1e-5 * (1 + norm), $"rank {r}: parameter {i} {finals[r][i]:R} vs {single.Params[i]:R}");
+        }
+        var bad = Assert.Throws<ArgumentException>(() => new TrainOptions { BatchSize = 10, Communicator = InProcessGroup.Create(3)[0] }.Validate());
+        Assert.Contains("divisible by the 3 data-parallel ranks", bad.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_rank_that_skips_a_collective_ends_the_wait_within_the_timeout_with_the_collective_named()
     {

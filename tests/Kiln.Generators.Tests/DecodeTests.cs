@@ -147,6 +147,11 @@ public sealed class DecodeTests
         var cached = Generation.Generate(program, prompt, 30, 16, sampling, useCache: true);
         Assert.Equal(uncached, cached);
         Assert.Equal(30, cached.Length);
+        // A stop token ends both at its first occurrence (and is kept).
+        int stop = uncached[4];
+        var expected = uncached.Take(Array.IndexOf(uncached, stop) + 1).ToArray();
+        Assert.Equal(expected, Generation.Generate(program, prompt, 30, 16, sampling, stopToken: stop, useCache: true));
+        Assert.Equal(expected, Generation.Generate(program, prompt, 30, 16, sampling, stopToken: stop, useCache: false));
     }
 
     [Fact]

@@ -140,7 +140,8 @@ public static class Generation
             int next = sampler.Next(logits.Floats.AsSpan((rows - 1) * vocab, vocab), tokens.Count);
             tokens.Add(next);
             generated.Add(next);
-            if (next == stopToken || step + 1 == maxNewTokens || !cached) continue;
+            if (next == stopToken) break;
+            if (step + 1 == maxNewTokens || !cached) continue;
             if (program.DecodePosition < context)
             {
                 logits = program.Decode(new Batch((inputName, TensorData.Int(new[] { next }, 1, 1))));

@@ -65,6 +65,60 @@ public sealed partial class DataParallel
     /// <summary>The parameters this rank updates under ZeRO: [start, start + length) of the parameter slab.</summary>
     public (int Start, int Length) Shard => (_start, _length);
 
+    /// <summary>
+    /// Averages the gradients this rank accumulated over <paramref name="microBatches"/> micro-batches (loss scale
+    /// <paramref name="lossScale"/> removed) across ranks — all-reduce, or reduce-scatter under ZeRO-2, where only this
+    /// rank's shard of the gradient slab is kept — and returns the global mean loss and gradient norm. Every rank must call it.
+    /// </summary>
+    public (double Loss, double GradientNorm) Reduce(int microBatches, double lossSum, float lossScale)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(microBatches);
+        _program.SyncGradientsToHost();
+        int contributions = Communicator.Size * microBatches;
+        double loss = Communicator.AllReduceSum(lossSum) / contributions;
+        // Every rank must run the same accumulation count, or the average would be wrong.
+        double counts = Communicator.AllReduceSum(microBatches);
+        if (counts != contributions)
+            throw new InvalidOperationException($"Ranks ran different numbers of micro-batches ({counts} in all, {microBatches} here, {Communicator.Size} ranks); give every rank the same count.");
+        var grads = _program.Grads;
+        float scale = 1f / (contributions * lossScale);
+        double norm;
+        if (Zero == ZeroStage.Gradients)
+        {
+            _padded ??= new float[_shard * Communicator.Size];
+            _shardGrads ??= new float[_shard];
+            Array.Copy(grads, _padded, grads.Length);
+            Communicator.ReduceScatterSum(_padded, _shardGrads);
+            double sq = 0;
+            for (int i = 0; i < _length; i++) { _shardGrads[i] *= scale; sq += (double)_shardGrads[i] * _shardGrads[i]; }
+            norm = Math.Sqrt(Communicator.AllReduceSum(sq));
+            // Only this rank's shard of the gradient slab is meaningful from here on.
+            Array.Clear(grads);
+            Array.Copy(_shardGrads, 0, grads, _start, _length);
+        }
+        else
+        {
+            for (int at = 0; at < grads.Length; at += _bucket)
+                Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
+            GradientClipping.Scale(grads, scale);
+            norm = GradientClipping.GlobalNorm(grads);
+        }
+        return (loss, norm);
+    }
+
+    /// <summary>Applies the optimizer to the reduced gradients: the whole model, or this rank's shard and then an all-gather of the parameters (ZeRO).</summary>
+    public void Update(float learningRate)
+    {
+        if (Zero == ZeroStage.None) { _optimizer.Step(_program, learningRate); return; }
+        _optimizer.StepShard(_program, learningRate, _start, _length);
+        _padded ??= new float[_shard * Communicator.Size];
+        var mine = new float[_shard];
+        Array.Copy(_program.Params, _start, mine, 0, _length);
+        Communicator.AllGather(mine, _padded);
+        Array.Copy(_padded, _program.Params, _program.Params.Length);
+        _program.ParametersChanged();
+    }
+
     /// <summary>Copies rank 0's parameters to every rank (call once after initialising or loading them).</summary>
     public void SynchronizeParameters()
     {
@@ -87,55 +141,10 @@ public sealed partial class DataParallel
         double lossSum = 0;
         for (int m = 0; m < microBatches.Count; m++)
             lossSum += _program.TrainStep(microBatches[m], context with { MicroStep = m });
-        _program.SyncGradientsToHost();
-        int contributions = Communicator.Size * microBatches.Count;
-        double loss = Communicator.AllReduceSum(lossSum) / contributions;
-        // Every rank must run the same accumulation count, or the average would be wrong: check it with the loss.
-        double counts = Communicator.AllReduceSum(microBatches.Count);
-        if (counts != contributions)
-            throw new InvalidOperationException($"Ranks ran different numbers of micro-batches ({counts} in all, {microBatches.Count} here, {Communicator.Size} ranks); give every rank the same count.");
-
-        var grads = _program.Grads;
-        float scale = 1f / contributions;
-        double norm;
-        if (Zero == ZeroStage.Gradients)
-        {
-            _padded ??= new float[_shard * Communicator.Size];
-            _shardGrads ??= new float[_shard];
-            Array.Copy(grads, _padded, grads.Length);
-            Communicator.ReduceScatterSum(_padded, _shardGrads);
-            double sq = 0;
-            for (int i = 0; i < _length; i++) { _shardGrads[i] *= scale; sq += (double)_shardGrads[i] * _shardGrads[i]; }
-            norm = Math.Sqrt(Communicator.AllReduceSum(sq));
-            // Only this rank's shard of the gradient slab is meaningful from here on.
-            Array.Clear(grads);
-            Array.Copy(_shardGrads, 0, grads, _start, _length);
-        }
-        else
-        {
-            for (int at = 0; at < grads.Length; at += _bucket)
-                Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
-            GradientClipping.Scale(grads, scale);
-            norm = GradientClipping.GlobalNorm(grads);
-        }
+        var (loss, norm) = Reduce(microBatches.Count, lossSum, 1f);
         if (maxGradNorm is { } max && double.IsFinite(norm) && norm > max)
-        {
-            float clip = (float)(max / (norm + 1e-6));
-            if (Zero == ZeroStage.Gradients) GradientClipping.Scale(grads.AsSpan(_start, _length), clip);
-            else GradientClipping.Scale(grads, clip);
-        }
-
-        if (Zero == ZeroStage.None) _optimizer.Step(_program, learningRate);
-        else
-        {
-            _optimizer.StepShard(_program, learningRate, _start, _length);
-            _padded ??= new float[_shard * Communicator.Size];
-            var mine = new float[_shard];
-            Array.Copy(_program.Params, _start, mine, 0, _length);
-            Communicator.AllGather(mine, _padded);
-            Array.Copy(_padded, _program.Params, _program.Params.Length);
-            _program.ParametersChanged();
-        }
+            _program.ScaleGradients((float)(max / (norm + 1e-6)));
+        Update(learningRate);
         return new DataParallelStep(loss, norm, Communicator.BytesSent - before);
     }
 }

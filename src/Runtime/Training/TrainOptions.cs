@@ -109,6 +109,16 @@ public sealed record TrainOptions
     /// </summary>
     public string? CheckpointPath { get; init; }
 
+    /// <summary>
+    /// Train data-parallel over this group of ranks (one trainer per rank, each with its own program; in-process ranks or
+    /// MPI). Each step every rank takes its <c>BatchSize / Size</c> rows of the same global batch, so a run on N ranks
+    /// follows the single-device run. Only rank 0 shows progress and writes metrics and checkpoints. Null: one device.
+    /// </summary>
+    public Kiln.Runtime.Collectives.ICommunicator? Communicator { get; init; }
+
+    /// <summary>What data-parallel ranks shard (<see cref="ZeroStage"/>); ZeRO needs checkpoints through <see cref="DataParallel.SaveCheckpoint"/>.</summary>
+    public ZeroStage Zero { get; init; }
+
     /// <summary>Run seed: keys parameter initialisation, data order and dropout.</summary>
     public ulong Seed { get; init; } = 1337;
 
@@ -172,6 +182,11 @@ public sealed record TrainOptions
             $"= {EarlyStoppingPatience} needs periodic evaluation; set EvalEvery to a number of steps, or set EarlyStoppingPatience = 0.");
         Require(MetricsLog is null || !string.IsNullOrWhiteSpace(MetricsLog), nameof(MetricsLog), "must be a file path or null (no log), not an empty string.");
         Require(CheckpointEvery >= 0, nameof(CheckpointEvery), $"must be 0 (no checkpoints) or a positive number of steps (got {CheckpointEvery}).");
+        Require(Communicator is null || BatchSize % Communicator.Size == 0, nameof(BatchSize),
+            $"must be divisible by the {Communicator?.Size} data-parallel ranks (got {BatchSize}): each rank takes an equal share of every batch.");
+        Require(Communicator is not null || Zero == ZeroStage.None, nameof(Zero), "needs a Communicator: ZeRO shards state across data-parallel ranks.");
+        Require(CheckpointEvery == 0 || Zero == ZeroStage.None, nameof(CheckpointEvery),
+            "cannot write single-file checkpoints under ZeRO (each rank holds part of the optimizer state); save with DataParallel.SaveCheckpoint, or set Zero = None.");
         Require(CheckpointEvery == 0 || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath),
             $"must name a file when CheckpointEvery = {CheckpointEvery}, e.g. \"checkpoints/run-{{step}}.safetensors\".");
         Require(Enum.IsDefined(Progress), nameof(Progress), $"must be Auto, Plain or None (got {(int)Progress}).");

@@ -45,7 +45,14 @@ public sealed partial class Trainer
         else program.ParametersChanged();
         program.ZeroGrads();
         if (program.Precision == PrecisionMode.Float16) LossScaler = new Kiln.Runtime.Precision.DynamicLossScaler(options.InitialLossScale);
+        if (options.Communicator is { } comm) DataParallel = new DataParallel(program, Optimizer, comm, options.Zero);
     }
+
+    /// <summary>The data-parallel driver when <see cref="TrainOptions.Communicator"/> is set (null on one device).</summary>
+    public DataParallel? DataParallel { get; }
+
+    /// <summary>Whether this trainer is the one that reports and writes (rank 0, or the only one).</summary>
+    private bool Leader => DataParallel is null || DataParallel.Communicator.Rank == 0;
 
     /// <summary>The dynamic loss scaler of fp16 training (PyTorch GradScaler semantics); null in fp32 and bf16.</summary>
     public Kiln.Runtime.Precision.DynamicLossScaler? LossScaler { get; }
@@ -114,12 +121,14 @@ public sealed partial class Trainer
             _samplerFor = train;
         }
 
+        // Every rank starts from rank 0's weights.
+        DataParallel?.SynchronizeParameters();
         // A run that continues (a later Fit call, or one after LoadCheckpoint) adds to the log instead of replacing it.
-        using var metrics = o.MetricsLog is null ? null : MetricsLog.Create(o.MetricsLog, append: Step > 0);
+        using var metrics = o.MetricsLog is null || !Leader ? null : MetricsLog.Create(o.MetricsLog, append: Step > 0);
         var run = new Run(this, train, eval, _sampler, metrics, end);
         if (Step >= end) return run.Execute(null);
         bool live = o.Progress == ProgressMode.Auto && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
-        if (o.Progress == ProgressMode.None) return run.Execute(null);
+        if (o.Progress == ProgressMode.None || !Leader) return run.Execute(null);
         if (!live) return run.Execute(new PlainProgress(PlainOutput ?? Console.Out, o.Steps));
 
         LiveProgress? display = null;
@@ -205,6 +214,9 @@ public sealed partial class Trainer
             var program = trainer.Program;
             int accumulation = o.GradientAccumulation;
             var indices = new int[o.BatchSize];
+            var dp = trainer.DataParallel;
+            int share = dp is null ? o.BatchSize : o.BatchSize / dp.Communicator.Size;
+            var mine = dp is null ? indices : new int[share];
             var wall = Stopwatch.StartNew();
             var stepClock = new Stopwatch();
             double trainSeconds = 0;
@@ -229,15 +241,22 @@ public sealed partial class Trainer
                 float lossScale = scaler?.Scale ?? 1f;
                 for (int micro = 0; micro < accumulation; micro++)
                 {
+                    // Every rank draws the same global batch and takes its rows of it.
                     sampler.Next(indices);
-                    var batch = train.GetBatch(indices);
+                    if (dp is not null) Array.Copy(indices, dp.Communicator.Rank * share, mine, 0, share);
+                    var batch = train.GetBatch(mine);
                     lossSum += program.TrainStep(batch, new StepContext(o.Seed, step, micro, lossScale));
                 }
-                double loss = lossSum / accumulation;
-                // One pass both averages the accumulation group and removes the loss scale.
-                float unscale = 1f / (accumulation * lossScale);
-                if (unscale != 1f) program.ScaleGradients(unscale);
-                double gradNorm = program.GradientNorm();
+                double loss, gradNorm;
+                if (dp is not null) (loss, gradNorm) = dp.Reduce(accumulation, lossSum, lossScale);
+                else
+                {
+                    loss = lossSum / accumulation;
+                    // One pass both averages the accumulation group and removes the loss scale.
+                    float unscale = 1f / (accumulation * lossScale);
+                    if (unscale != 1f) program.ScaleGradients(unscale);
+                    gradNorm = program.GradientNorm();
+                }
                 if (o.ClipGradNorm > 0 && double.IsFinite(gradNorm))
                 {
                     // PyTorch's clip_grad_norm_: the factor max / (norm + 1e-6), applied only when below 1.
@@ -260,7 +279,8 @@ public sealed partial class Trainer
                 {
                     consecutiveSkips = 0;
                     program.RoundingKey = (o.Seed, step);
-                    trainer.Optimizer.Step(program, lr);
+                    if (dp is not null) dp.Update(lr);
+                    else trainer.Optimizer.Step(program, lr);
                     _losses.Add(loss);
                     reportLoss += loss;
                     reportCount++;
@@ -320,7 +340,7 @@ public sealed partial class Trainer
                     }
                 }
 
-                if (o.CheckpointEvery > 0 && (last || stoppedEarly || trainer.Step % o.CheckpointEvery == 0))
+                if (o.CheckpointEvery > 0 && trainer.Leader && (last || stoppedEarly || trainer.Step % o.CheckpointEvery == 0))
                     trainer.SaveCheckpoint(o.CheckpointPath!.Replace("{step}", trainer.Step.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
 
                 if (progress is not null)
