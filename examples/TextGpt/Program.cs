@@ -8,17 +8,19 @@ using System.Text;
 using System.Text.Json;
 using Kiln;
 using Kiln.Runtime;
+using Kiln.Runtime.Collectives;
 using Kiln.Text;
 using TextGpt;
 
 // TextGpt: train a GPT on any text file, resume it, sample from it.
 //   TextGpt train [FILE] [--out DIR] [--tokenizer bytes|gpt2|r50k_base|cl100k_base|o200k_base] [--steps N] [--layers N]
 //                 [--dim N] [--heads N] [--context N] [--batch N] [--lr X] [--every N] [--device D] [--precision P]
+//                 [--ranks N]   data-parallel on N simulated ranks (threads); under mpirun -np N it runs one rank per process
 //   TextGpt resume [--out DIR] [--steps N]           continues from DIR/checkpoint.safetensors up to N steps in all
 //   TextGpt sample [--out DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
 // Without FILE, train writes DIR/sample.txt (generated sentences) and trains on that. DIR (default runs/textgpt) gets
 // the token files, config.json, checkpoint.safetensors, metrics.jsonl and loss.png.
-const string Usage = "usage: TextGpt train [FILE] [options] | TextGpt resume [--out DIR] [--steps N] | TextGpt sample [--out DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]";
+const string Usage = "usage: TextGpt train [FILE] [options] [--ranks N] | TextGpt resume [--out DIR] [--steps N] | TextGpt sample [--out DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]";
 if (args.Length == 0 || args[0] is not ("train" or "resume" or "sample"))
 {
     Console.Error.WriteLine(Usage);
@@ -35,6 +37,8 @@ for (int i = 1; i < args.Length; i++)
     }
     else file = args[i];
 }
+// Under mpirun only rank 0 talks (every rank prepares the same token files, atomically).
+if (RankEnvironment.Detect() is { Launcher: "openmpi", Rank: > 0 }) Console.SetOut(TextWriter.Null);
 string Option(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
 int Int(string name, int fallback) => int.Parse(Option(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
 float Float(string name, float fallback) => float.Parse(Option(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
@@ -62,7 +66,7 @@ try
             var sizes = new DataSizes(converted.Characters, converted.TrainTokens + converted.ValidationTokens);
             File.WriteAllText(configPath, JsonSerializer.Serialize(new SavedRun(config, sizes), new JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine($"{file}: {converted.Characters:N0} characters → {converted.TrainTokens:N0} training and {converted.ValidationTokens:N0} validation tokens ({tokenizer.Name})");
-            return Train(config, sizes, tokenizer, resume: false);
+            return TrainRanks(config, sizes, tokenizer, resume: false);
         }
         case "resume":
         {
@@ -70,7 +74,7 @@ try
             var config = options.ContainsKey("steps") ? saved.Config with { Steps = Int("steps", saved.Config.Steps) } : saved.Config;
             if (config.Steps != saved.Config.Steps)
                 File.WriteAllText(configPath, JsonSerializer.Serialize(saved with { Config = config }, new JsonSerializerOptions { WriteIndented = true }));
-            return Train(config, saved.Sizes, TextTokenizer.Create(config.Tokenizer), resume: true);
+            return TrainRanks(config, saved.Sizes, TextTokenizer.Create(config.Tokenizer), resume: true);
         }
         default:
         {
@@ -88,14 +92,37 @@ try
         }
     }
 }
-catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or FormatException or JsonException)
+catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or FormatException or JsonException or AggregateException)
 {
     Console.Error.WriteLine(e.Message);
     return 1;
 }
 
-int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume)
+// One process, N simulated ranks (--ranks N), or one rank of an mpirun launch: data-parallel training in every case,
+// each rank on its share of the same batches; rank 0 prints, plots, samples and writes the checkpoint.
+int TrainRanks(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume)
 {
+    var launch = RankEnvironment.Detect();
+    if (launch.Launcher == "openmpi" && launch.WorldSize > 1)
+    {
+        var comm = MpiCommunicator.World();
+        if (comm.Rank != 0) Console.SetOut(TextWriter.Null);
+        return Train(config, sizes, tokenizer, resume, comm);
+    }
+    int ranks = Int("ranks", 1);
+    if (ranks <= 1) return Train(config, sizes, tokenizer, resume, null);
+    int code = 0;
+    InProcessGroup.Run(ranks, comm =>
+    {
+        int c = Train(config, sizes, tokenizer, resume, comm);
+        if (comm.Rank == 0) code = c;
+    });
+    return code;
+}
+
+int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume, ICommunicator? comm)
+{
+    bool lead = comm is null || comm.Rank == 0;
     using var trainTokens = TokenFile.Open(Path.Combine(dir, "train.bin"));
     using var valTokens = TokenFile.Open(Path.Combine(dir, "val.bin"));
     var train = new TokenWindows(trainTokens, config.Context);
@@ -107,15 +134,19 @@ int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resum
         WarmupSteps = Math.Clamp(config.Steps / 5, 1, 200), Beta2 = 0.95f, WeightDecay = 0.1f,
         EvalEvery = config.Every, EvalBatches = 20, CheckpointEvery = config.Every, CheckpointPath = checkpoint,
         MetricsLog = Path.Combine(dir, "metrics.jsonl"), Device = config.Device, Precision = Enum.Parse<PrecisionMode>(config.Precision, true),
+        Communicator = comm,
     });
     if (resume)
     {
         trainer.LoadCheckpoint(checkpoint);
-        Console.WriteLine($"Resuming {checkpoint} at step {trainer.Step} of {config.Steps}");
+        if (lead) Console.WriteLine($"Resuming {checkpoint} at step {trainer.Step} of {config.Steps}");
     }
-    Console.WriteLine($"GPT: {config.Layers} layers, dim {config.Dim}, {config.Heads} heads, context {config.Context}, vocabulary {tokenizer.VocabularySize:N0} ({tokenizer.Name}); " +
-                      $"{trainer.Program.Params.Length:N0} parameters on {trainer.Program.Device} ({trainer.Program.Precision})");
+    if (lead)
+        Console.WriteLine($"GPT: {config.Layers} layers, dim {config.Dim}, {config.Heads} heads, context {config.Context}, vocabulary {tokenizer.VocabularySize:N0} ({tokenizer.Name}); " +
+                          $"{trainer.Program.Params.Length:N0} parameters on {trainer.Program.Device} ({trainer.Program.Precision})" +
+                          (comm is null ? "" : $"; {comm.Size} data-parallel ranks ({comm.Engine}), {config.Batch / comm.Size} sequences each per step"));
     var result = trainer.Fit(train, heldOut);
+    if (!lead) return 0;
     double loss = trainer.Evaluate(heldOut);
     double bitsPerByte = loss / Math.Log(2) * sizes.Tokens / sizes.Characters;
     Console.WriteLine($"{result.StepsRun} steps ({trainer.Step} in all), {result.TokensPerSecond ?? 0:N0} tokens/s; held-out loss {loss:F3} nats/token ≈ {bitsPerByte:F3} bits/character");
@@ -134,7 +165,7 @@ void Sample(ModelProgram program, TextTokenizer tokenizer, int context, string p
     var clock = Stopwatch.StartNew();
     var generated = Generation.Generate(program, promptTokens, count, context, sampling, tokenizer.EndOfText);
     double seconds = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"sample ({generated.Length} tokens, {generated.Length / seconds:F1} tokens/s without a KV cache):");
+    Console.WriteLine($"sample ({generated.Length} tokens, {generated.Length / seconds:F1} tokens/s {(program.SupportsDecode ? "with the KV cache" : "without a KV cache")}):");
     Console.WriteLine(tokenizer.Decode(promptTokens.Concat(generated).ToArray()));
 }
 
