@@ -19,7 +19,6 @@ public sealed class DataParallelTests
 {
     private const string Source = """
         using Kiln;
-        using Kiln.Nn;
         namespace P;
 
         [Model]
@@ -29,25 +28,15 @@ public sealed class DataParallelTests
             public Tensor Forward([Shape("B", "din")] Tensor x) => fc3.Forward(Ops.Gelu(fc2.Forward(Ops.Tanh(fc1.Forward(x)))));
             [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
         }
-
-        [Model]
-        public partial class Gpt(int vocab = 13, int context = 8, int dim = 32, int heads = 2, int layers = 2)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads));
-            LayerNorm final = new(dim);
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
         """;
 
     private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source));
+
+    /// <summary>P.Mlp, or "P.Gpt": the library's GPT (L.GptModel) with vocabulary 13, context 8, dim 32, 2 heads, 2 layers.</summary>
+    private static ModelProgram New(string model) => model == "P.Gpt"
+        ? GeneratorHarness.CreateProgram(LibraryModuleTests.Models, "L.GptModel", 13, 8, 32, 2, 2)
+        : GeneratorHarness.CreateProgram(Models.Value, model);
+
     private const int Global = 24, Steps = 4;
 
     /// <summary>The global batches of every step: rows [0, Global) of random data for the model.</summary>
@@ -83,7 +72,7 @@ public sealed class DataParallelTests
     /// <summary>One device on the whole batch: per-step losses and the final parameters.</summary>
     private static (double[] Losses, float[] Params) Single(string model, bool adam, int seed)
     {
-        var program = GeneratorHarness.CreateProgram(Models.Value, model);
+        var program = New(model);
         program.InitParameters(3);
         var opt = NewOptimizer(adam);
         var losses = new double[Steps];
@@ -106,7 +95,7 @@ public sealed class DataParallelTests
         var data = Data(model, seed);
         InProcessGroup.Run(world, comm =>
         {
-            var program = GeneratorHarness.CreateProgram(Models.Value, model);
+            var program = New(model);
             program.InitParameters(comm.Rank == 0 ? 3ul : 99ul); // other ranks start elsewhere: the broadcast must fix that
             var dp = new DataParallel(program, NewOptimizer(adam), comm, zero, bucketValues: 257);
             dp.SynchronizeParameters();
@@ -174,7 +163,7 @@ public sealed class DataParallelTests
         double[] losses = new double[to - from];
         InProcessGroup.Run(world, comm =>
         {
-            var program = GeneratorHarness.CreateProgram(Models.Value, model);
+            var program = New(model);
             program.InitParameters(load is null ? 3ul : 1234ul);
             var dp = new DataParallel(program, new AdamW(weightDecay: 0.1f), comm, zero, bucketValues: 1000);
             if (load is not null) Assert.Equal(from, dp.LoadCheckpoint(load));
@@ -237,14 +226,14 @@ public sealed class DataParallelTests
             Steps = 12, BatchSize = 12, GradientAccumulation = accumulation, LearningRate = 0.01f, Seed = 5, ClipGradNorm = 1.0f,
             Progress = ProgressMode.None, EvalEvery = 6, Communicator = comm, Zero = comm is null ? ZeroStage.None : zero,
         };
-        var single = GeneratorHarness.CreateProgram(Models.Value, "P.Mlp");
+        var single = New("P.Mlp");
         var r1 = new Trainer(single, Options(null)).Fit(data, evalSet);
 
         var results = new TrainResult[world];
         var finals = new float[world][];
         InProcessGroup.Run(world, comm =>
         {
-            var program = GeneratorHarness.CreateProgram(Models.Value, "P.Mlp");
+            var program = New("P.Mlp");
             var trainer = new Trainer(program, Options(comm));
             results[comm.Rank] = trainer.Fit(data, evalSet);
             finals[comm.Rank] = (float[])program.Params.Clone();

@@ -20,37 +20,6 @@ public sealed class DecodeTests
         using Kiln.Nn;
         namespace D;
 
-        [Model]
-        public partial class Gpt(int vocab = 21, int context = 16, int dim = 32, int heads = 2, int layers = 2)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads));
-            LayerNorm final = new(dim);
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
-
-        [Model]
-        public partial class Llama(int vocab = 21, int dim = 32, int heads = 2, int layers = 2)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LlamaBlock[] blocks = Module.Repeat(layers, _ => new LlamaBlock(dim, heads, 3 * dim));
-            RmsNorm final = new(dim);
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx);
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
-
         // Fused attention, but the sequence mean mixes positions outside it: its decode program would be wrong.
         [Model]
         public partial class Mixer(int vocab = 21, int dim = 32, int heads = 2)
@@ -88,7 +57,15 @@ public sealed class DecodeTests
 
     private static ModelProgram Program(string model, int dim)
     {
-        var program = GeneratorHarness.CreateProgram(Models.Value, model, dim == 0 ? Array.Empty<object?>() : model == "D.Gpt" ? new object?[] { null, null, dim } : new object?[] { null, dim });
+        // D.Gpt and D.Llama are the library's models (L.GptModel, L.LlamaModel) at these sizes: vocabulary 21, context 16,
+        // dim 32 (or the given one), 2 heads, 2 layers, Llama's hidden 3 × dim.
+        int width = dim == 0 ? 32 : dim;
+        var program = model switch
+        {
+            "D.Gpt" => GeneratorHarness.CreateProgram(LibraryModuleTests.Models, "L.GptModel", 21, 16, width, 2, 2),
+            "D.Llama" => GeneratorHarness.CreateProgram(LibraryModuleTests.Models, "L.LlamaModel", 21, width, 2, 3 * width, 2),
+            _ => GeneratorHarness.CreateProgram(Models.Value, model),
+        };
         program.InitParameters(17);
         // Larger weights than the init so the logits are far from uniform (a wrong cache would show).
         for (int i = 0; i < program.Params.Length; i++) program.Params[i] *= 3f;

@@ -16,32 +16,9 @@ namespace Kiln.Generators.Tests;
 /// </summary>
 public sealed class HuggingFaceGpt2Tests : IDisposable
 {
-    private const string Source = """
-        using Kiln;
-        using Kiln.Nn;
-        namespace H;
-
-        [Model]
-        public partial class Gpt2(int vocab = 100, int context = 16, int dim = 32, int heads = 2, int layers = 2)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads));
-            LayerNorm final = new(dim);
-
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
-        """;
-
     private const int Vocab = 100, Context = 16, Dim = 32, Heads = 2, Layers = 2;
-    private static readonly Lazy<Assembly> Model = new(() => GeneratorHarness.Build(Source));
+    /// <summary>The library's GPT (L.GptModel: fields tokens, positions, blocks, final) at this test's sizes.</summary>
+    private static ModelProgram NewGpt2() => GeneratorHarness.CreateProgram(LibraryModuleTests.Models, "L.GptModel", Vocab, Context, Dim, Heads, Layers);
     private readonly string _dir = Directory.CreateTempSubdirectory("kiln-hf-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -139,7 +116,7 @@ public sealed class HuggingFaceGpt2Tests : IDisposable
     {
         var tensors = Checkpoint(11);
         var path = Write(tensors, "model.safetensors");
-        var program = GeneratorHarness.CreateProgram(Model.Value, "H.Gpt2");
+        var program = NewGpt2();
         program.InitParameters(5);
         program.LoadParameters(path, HuggingFaceGpt2.Layout(vocab: Vocab));
 
@@ -170,7 +147,7 @@ public sealed class HuggingFaceGpt2Tests : IDisposable
     {
         var tensors = Checkpoint(12);
         var path = Write(tensors, "in.safetensors");
-        var program = GeneratorHarness.CreateProgram(Model.Value, "H.Gpt2");
+        var program = NewGpt2();
         program.LoadParameters(path, HuggingFaceGpt2.Layout(vocab: Vocab));
         var exported = Path.Combine(_dir, "out.safetensors");
         program.SaveParameters(exported, new Dictionary<string, string> { ["format"] = "pt" }, HuggingFaceGpt2.Layout(vocab: Vocab));
@@ -185,7 +162,7 @@ public sealed class HuggingFaceGpt2Tests : IDisposable
         }
 
         // And the export loads back into a fresh program with the same logits.
-        var again = GeneratorHarness.CreateProgram(Model.Value, "H.Gpt2");
+        var again = NewGpt2();
         again.LoadParameters(exported, HuggingFaceGpt2.Layout(vocab: Vocab));
         var batch = new Batch(("idx", TensorData.Int(new[] { 5, 6, 7 }, 1, 3)));
         Assert.Equal(program.Forward(batch).Floats!, again.Forward(batch).Floats!);
@@ -198,7 +175,7 @@ public sealed class HuggingFaceGpt2Tests : IDisposable
         tensors["h.1.mlp.c_fc.weight"] = (new long[] { 4 * Dim, Dim }, tensors["h.1.mlp.c_fc.weight"].Values); // not transposed
         tensors.Remove("ln_f.bias");
         var path = Write(tensors, "bad.safetensors", withMaskBuffers: false);
-        var program = GeneratorHarness.CreateProgram(Model.Value, "H.Gpt2");
+        var program = NewGpt2();
         var e = Assert.Throws<InvalidOperationException>(() => program.LoadParameters(path, HuggingFaceGpt2.Layout(vocab: Vocab)));
         Assert.Contains("'h.1.mlp.c_fc.weight' is [128, 32] but blocks.mlp.up.weight needs [32, 128]", e.Message, StringComparison.Ordinal);
         Assert.Contains("'ln_f.bias' (for final.bias) is missing", e.Message, StringComparison.Ordinal);

@@ -76,6 +76,9 @@ public class LibraryModuleTests
 
     private static readonly Lazy<Assembly> Assembly = new(() => GeneratorHarness.Build(Source));
 
+    /// <summary>The compiled library test models (L.GptModel, L.LlamaModel, …), for other test classes that need a Kiln.Nn GPT.</summary>
+    internal static Assembly Models => Assembly.Value;
+
     [Theory]
     [InlineData("L.GptModel")]
     [InlineData("L.LlamaModel")]

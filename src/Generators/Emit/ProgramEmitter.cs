@@ -88,7 +88,7 @@ internal static class ProgramEmitter
 
         w.Line($"public override string ModelName => {SymbolNames.Str(spec.Name)};");
         w.Line("public override long ArenaBytes => _arenaBytes;");
-        if (cm.Programs.Any(p => p.Name == "decode")) w.Line("public override bool SupportsDecode => true;");
+        if (cm.Programs.Any(p => p.IsDecode)) w.Line("public override bool SupportsDecode => true;");
         w.Line($"public override string IrText => {spec.Name}.KilnIr;");
         w.Line($"public override string Report => {SymbolNames.Str(Report(cm))};");
         EmitInputs(w, "LossInputs", cm.Train);

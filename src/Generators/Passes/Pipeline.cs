@@ -28,10 +28,16 @@ internal sealed record ProgramDef(string Name, Graph Graph, string Method, strin
     };
 
     /// <summary>The decode program (KV cache): the predict graph running only new positions (see <see cref="DecodeProgram"/>).</summary>
-    public static ProgramDef Decode(Graph g) => new("decode", g, "RunDecode", "De", true, false);
+    public static ProgramDef Decode(Graph g) => new(DecodeName, g, "RunDecode", "De", true, false);
+
+    /// <summary>The decode program's name in the program list.</summary>
+    public const string DecodeName = "decode";
+
+    /// <summary>Whether this is the decode program.</summary>
+    public bool IsDecode => Name == DecodeName;
 
     /// <summary>Programs the CUDA program does not run (the decode program is CPU-only for now).</summary>
-    public bool CpuOnly => Name == "decode";
+    public bool CpuOnly => IsDecode;
 
     /// <summary>The entry point's C# return type.</summary>
     public string ReturnType => ReturnsTensor ? "global::Kiln.Runtime.TensorData" : "float";

@@ -72,10 +72,8 @@ public sealed class InProcessGroup
         lock (_gate)
         {
             if (_failure is not null) throw Rethrow(_failure);
-            // Wait for the previous collective's ranks to leave before reusing the slots.
+            // No rank leaves a collective before all have read its inputs (see below), so the slots are free here.
             var deadline = Stopwatch.StartNew();
-            while (_departed != 0 && _departed < _size && _arrived == _size)
-                if (!Monitor.Wait(_gate, Remaining(deadline))) throw Fail(kind, sequence, rank);
             var me = _slots[rank];
             me.Present = true; me.Kind = kind; me.Sequence = sequence; me.Length = length; me.Root = root; me.Input = input; me.InputOffset = offset;
             _arrived++;

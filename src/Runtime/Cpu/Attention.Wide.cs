@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -21,63 +22,70 @@ public static unsafe partial class Kernels
         int dd = (int)d;
         KilnParallel.For(batch * heads, tq * tk * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (lo, hi) =>
         {
-            var kt = new float[dd * AttentionBlock];
-            var m = new float[tq]; var l = new float[tq];
+            var kt = ArrayPool<float>.Shared.Rent(dd * AttentionBlock);
+            var m = ArrayPool<float>.Shared.Rent((int)tq); var l = ArrayPool<float>.Shared.Rent((int)tq);
             var s = new float[AttentionRows * AttentionBlock];
             var zero = new float[dd + 1]; var scratch = new float[dd + 1];
             var alpha = new float[AttentionRows];
-            fixed (float* qp = q, kp = k, vp = v, op = o, ktp = kt, sp = s, zp = zero, xp = scratch, ap = alpha)
+            try
             {
-                var qr = stackalloc float*[AttentionRows]; var orow = stackalloc float*[AttentionRows];
-                for (long bh = lo; bh < hi; bh++)
+                fixed (float* qp = q, kp = k, vp = v, op = o, ktp = kt, sp = s, zp = zero, xp = scratch, ap = alpha)
                 {
-                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * kvRows * d, vb = vo + bh * kvRows * d, ob = oo + bh * tq * (d + 1);
-                    Array.Fill(m, float.NegativeInfinity); Array.Clear(l);
-                    for (long i = 0; i < tq; i++) new Span<float>(op + ob + i * (d + 1), dd).Clear();
-                    for (long j0 = 0; j0 < tk; j0 += AttentionBlock)
+                    var qr = stackalloc float*[AttentionRows]; var orow = stackalloc float*[AttentionRows];
+                    for (long bh = lo; bh < hi; bh++)
                     {
-                        int nb = (int)Math.Min(AttentionBlock, tk - j0);
-                        TransposeBlock(k, kb + j0 * d, nb, dd, kt);
-                        long iStart = causal ? Math.Max(0, j0 - (tk - tq)) / AttentionRows * AttentionRows : 0;
-                        for (long i0 = iStart; i0 < tq; i0 += AttentionRows)
+                        long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * kvRows * d, vb = vo + bh * kvRows * d, ob = oo + bh * tq * (d + 1);
+                        m.AsSpan(0, (int)tq).Fill(float.NegativeInfinity); l.AsSpan(0, (int)tq).Clear();
+                        for (long i = 0; i < tq; i++) new Span<float>(op + ob + i * (d + 1), dd).Clear();
+                        for (long j0 = 0; j0 < tk; j0 += AttentionBlock)
                         {
-                            for (int r = 0; r < AttentionRows; r++)
+                            int nb = (int)Math.Min(AttentionBlock, tk - j0);
+                            TransposeBlock(k, kb + j0 * d, nb, dd, kt);
+                            long iStart = causal ? Math.Max(0, j0 - (tk - tq)) / AttentionRows * AttentionRows : 0;
+                            for (long i0 = iStart; i0 < tq; i0 += AttentionRows)
                             {
-                                long i = i0 + r;
-                                qr[r] = i < tq ? qp + qb + i * d : zp;
-                                orow[r] = i < tq ? op + ob + i * (d + 1) : xp;
+                                for (int r = 0; r < AttentionRows; r++)
+                                {
+                                    long i = i0 + r;
+                                    qr[r] = i < tq ? qp + qb + i * d : zp;
+                                    orow[r] = i < tq ? op + ob + i * (d + 1) : xp;
+                                }
+                                Scores4(qr, dd, ktp, scale, sp);
+                                int keys = 0;
+                                for (int r = 0; r < AttentionRows; r++)
+                                {
+                                    long i = i0 + r;
+                                    int visible = i < tq ? Visible(causal, i, j0, nb, tq, tk) : 0;
+                                    var row = new Span<float>(sp + r * AttentionBlock, AttentionBlock);
+                                    float max = MaskAndMax(row, visible, keep, keepo + b * tk + j0);
+                                    if (float.IsNegativeInfinity(max)) { row.Clear(); ap[r] = 1f; continue; }
+                                    keys = Math.Max(keys, visible);
+                                    float mNew = Math.Max(m[i], max);
+                                    ap[r] = float.IsNegativeInfinity(m[i]) ? 0f : MathF.Exp(m[i] - mNew);
+                                    l[i] = l[i] * ap[r] + ExpShifted(row, mNew);
+                                    m[i] = mNew;
+                                }
+                                if (keys == 0) continue;
+                                for (int c0 = 0; c0 < dd; c0 += 64)
+                                    Rows4(sp, keys, vp + vb + j0 * d + c0, dd, orow, c0, ap);
                             }
-                            Scores4(qr, dd, ktp, scale, sp);
-                            int keys = 0;
-                            for (int r = 0; r < AttentionRows; r++)
-                            {
-                                long i = i0 + r;
-                                int visible = i < tq ? Visible(causal, i, j0, nb, tq, tk) : 0;
-                                var row = new Span<float>(sp + r * AttentionBlock, AttentionBlock);
-                                float max = MaskAndMax(row, visible, keep, keepo + b * tk + j0);
-                                if (float.IsNegativeInfinity(max)) { row.Clear(); ap[r] = 1f; continue; }
-                                keys = Math.Max(keys, visible);
-                                float mNew = Math.Max(m[i], max);
-                                ap[r] = float.IsNegativeInfinity(m[i]) ? 0f : MathF.Exp(m[i] - mNew);
-                                l[i] = l[i] * ap[r] + ExpShifted(row, mNew);
-                                m[i] = mNew;
-                            }
-                            if (keys == 0) continue;
-                            for (int c0 = 0; c0 < dd; c0 += 64)
-                                Rows4(sp, keys, vp + vb + j0 * d + c0, dd, orow, c0, ap);
                         }
-                    }
-                    for (long i = 0; i < tq; i++)
-                    {
-                        var row = new Span<float>(op + ob + i * (d + 1), dd + 1);
-                        if (l[i] > 0)
+                        for (long i = 0; i < tq; i++)
                         {
-                            ScaleInPlace(row[..dd], 1f / l[i]);
-                            row[dd] = m[i] + MathF.Log(l[i]);
+                            var row = new Span<float>(op + ob + i * (d + 1), dd + 1);
+                            if (l[i] > 0)
+                            {
+                                ScaleInPlace(row[..dd], 1f / l[i]);
+                                row[dd] = m[i] + MathF.Log(l[i]);
+                            }
+                            else { row.Clear(); row[dd] = float.NegativeInfinity; }
                         }
-                        else { row.Clear(); row[dd] = float.NegativeInfinity; }
                     }
                 }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(kt); ArrayPool<float>.Shared.Return(m); ArrayPool<float>.Shared.Return(l);
             }
         });
     }
@@ -89,69 +97,76 @@ public static unsafe partial class Kernels
         int dd = (int)d;
         KilnParallel.For(batch * heads, 2 * tq * tk * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (lo, hi) =>
         {
-            var kt = new float[dd * AttentionBlock]; var vt = new float[dd * AttentionBlock];
-            var delta = new float[tq];
+            var kt = ArrayPool<float>.Shared.Rent(dd * AttentionBlock); var vt = ArrayPool<float>.Shared.Rent(dd * AttentionBlock);
+            var delta = ArrayPool<float>.Shared.Rent((int)tq);
             var p = new float[AttentionRows * AttentionBlock]; var dp = new float[AttentionRows * AttentionBlock];
             var zero = new float[dd + 1]; var scratch = new float[dd + 1];
             var one = new float[] { 1f, 1f, 1f, 1f };
-            fixed (float* qp = q, kp = k, dop = dout, gp = grad, ktp = kt, vtp = vt, pp = p, dpp = dp, zp = zero, xp = scratch, onep = one)
+            try
             {
-                var qr = stackalloc float*[AttentionRows]; var dor = stackalloc float*[AttentionRows]; var dqr = stackalloc float*[AttentionRows];
-                for (long bh = lo; bh < hi; bh++)
+                fixed (float* qp = q, kp = k, dop = dout, gp = grad, ktp = kt, vtp = vt, pp = p, dpp = dp, zp = zero, xp = scratch, onep = one)
                 {
-                    long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * tk * d, vb = vo + bh * tk * d;
-                    long ob = oo + bh * tq * (d + 1), db = dto + bh * tq * (d + 1);
-                    long gq = go + bh * (tq + 2 * tk) * d, gk = gq + tq * d, gv = gk + tk * d;
-                    new Span<float>(gp + gq, (int)((tq + 2 * tk) * d)).Clear();
-                    for (long i = 0; i < tq; i++)
-                        delta[i] = Dot(dout.AsSpan((int)(db + i * (d + 1)), dd), o.AsSpan((int)(ob + i * (d + 1)), dd));
-                    for (long j0 = 0; j0 < tk; j0 += AttentionBlock)
+                    var qr = stackalloc float*[AttentionRows]; var dor = stackalloc float*[AttentionRows]; var dqr = stackalloc float*[AttentionRows];
+                    for (long bh = lo; bh < hi; bh++)
                     {
-                        int nb = (int)Math.Min(AttentionBlock, tk - j0);
-                        TransposeBlock(k, kb + j0 * d, nb, dd, kt);
-                        TransposeBlock(v, vb + j0 * d, nb, dd, vt);
-                        long iStart = causal ? Math.Max(0, j0 - (tk - tq)) / AttentionRows * AttentionRows : 0;
-                        for (long i0 = iStart; i0 < tq; i0 += AttentionRows)
+                        long b = bh / heads, qb = qo + bh * tq * d, kb = ko + bh * tk * d, vb = vo + bh * tk * d;
+                        long ob = oo + bh * tq * (d + 1), db = dto + bh * tq * (d + 1);
+                        long gq = go + bh * (tq + 2 * tk) * d, gk = gq + tq * d, gv = gk + tk * d;
+                        new Span<float>(gp + gq, (int)((tq + 2 * tk) * d)).Clear();
+                        for (long i = 0; i < tq; i++)
+                            delta[i] = Dot(dout.AsSpan((int)(db + i * (d + 1)), dd), o.AsSpan((int)(ob + i * (d + 1)), dd));
+                        for (long j0 = 0; j0 < tk; j0 += AttentionBlock)
                         {
-                            for (int r = 0; r < AttentionRows; r++)
+                            int nb = (int)Math.Min(AttentionBlock, tk - j0);
+                            TransposeBlock(k, kb + j0 * d, nb, dd, kt);
+                            TransposeBlock(v, vb + j0 * d, nb, dd, vt);
+                            long iStart = causal ? Math.Max(0, j0 - (tk - tq)) / AttentionRows * AttentionRows : 0;
+                            for (long i0 = iStart; i0 < tq; i0 += AttentionRows)
                             {
-                                long i = i0 + r;
-                                bool live = i < tq && !float.IsNegativeInfinity(o[ob + i * (d + 1) + d]);
-                                qr[r] = live ? qp + qb + i * d : zp;
-                                dor[r] = live ? dop + db + i * (d + 1) : zp;
-                                dqr[r] = live ? gp + gq + i * d : xp;
-                            }
-                            Scores4(qr, dd, ktp, scale, pp);
-                            Scores4(dor, dd, vtp, 1f, dpp);
-                            int keys = 0;
-                            for (int r = 0; r < AttentionRows; r++)
-                            {
-                                long i = i0 + r;
-                                var pr = new Span<float>(pp + r * AttentionBlock, AttentionBlock);
-                                if (qr[r] == zp) { pr.Clear(); new Span<float>(dpp + r * AttentionBlock, AttentionBlock).Clear(); continue; }
-                                int visible = Visible(causal, i, j0, nb, tq, tk);
-                                MaskAndMax(pr, visible, keep, keepo + b * tk + j0);
-                                ExpShifted(pr, o[ob + i * (d + 1) + d]);
-                                keys = Math.Max(keys, visible);
-                                // dp ← dS·scale = p ∘ (dp − Δ) · scale
-                                float* dprow = dpp + r * AttentionBlock;
-                                var dl = Vector512.Create(delta[i]); var sc = Vector512.Create(scale);
-                                for (int j = 0; j < AttentionBlock; j += 16)
+                                for (int r = 0; r < AttentionRows; r++)
                                 {
-                                    var pj = Vector512.Load(pp + r * AttentionBlock + j);
-                                    Vector512.Store(pj * (Vector512.Load(dprow + j) - dl) * sc, dprow + j);
+                                    long i = i0 + r;
+                                    bool live = i < tq && !float.IsNegativeInfinity(o[ob + i * (d + 1) + d]);
+                                    qr[r] = live ? qp + qb + i * d : zp;
+                                    dor[r] = live ? dop + db + i * (d + 1) : zp;
+                                    dqr[r] = live ? gp + gq + i * d : xp;
                                 }
-                            }
-                            if (keys == 0) continue;
-                            for (int c0 = 0; c0 < dd; c0 += 64)
-                            {
-                                Keys4(pp, keys, dor, c0, gp + gv + j0 * d + c0, dd);
-                                Keys4(dpp, keys, qr, c0, gp + gk + j0 * d + c0, dd);
-                                Rows4(dpp, keys, kp + kb + j0 * d + c0, dd, dqr, c0, onep);
+                                Scores4(qr, dd, ktp, scale, pp);
+                                Scores4(dor, dd, vtp, 1f, dpp);
+                                int keys = 0;
+                                for (int r = 0; r < AttentionRows; r++)
+                                {
+                                    long i = i0 + r;
+                                    var pr = new Span<float>(pp + r * AttentionBlock, AttentionBlock);
+                                    if (qr[r] == zp) { pr.Clear(); new Span<float>(dpp + r * AttentionBlock, AttentionBlock).Clear(); continue; }
+                                    int visible = Visible(causal, i, j0, nb, tq, tk);
+                                    MaskAndMax(pr, visible, keep, keepo + b * tk + j0);
+                                    ExpShifted(pr, o[ob + i * (d + 1) + d]);
+                                    keys = Math.Max(keys, visible);
+                                    // dp ← dS·scale = p ∘ (dp − Δ) · scale
+                                    float* dprow = dpp + r * AttentionBlock;
+                                    var dl = Vector512.Create(delta[i]); var sc = Vector512.Create(scale);
+                                    for (int j = 0; j < AttentionBlock; j += 16)
+                                    {
+                                        var pj = Vector512.Load(pp + r * AttentionBlock + j);
+                                        Vector512.Store(pj * (Vector512.Load(dprow + j) - dl) * sc, dprow + j);
+                                    }
+                                }
+                                if (keys == 0) continue;
+                                for (int c0 = 0; c0 < dd; c0 += 64)
+                                {
+                                    Keys4(pp, keys, dor, c0, gp + gv + j0 * d + c0, dd);
+                                    Keys4(dpp, keys, qr, c0, gp + gk + j0 * d + c0, dd);
+                                    Rows4(dpp, keys, kp + kb + j0 * d + c0, dd, dqr, c0, onep);
+                                }
                             }
                         }
                     }
                 }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(kt); ArrayPool<float>.Shared.Return(vt); ArrayPool<float>.Shared.Return(delta);
             }
         });
     }

@@ -119,21 +119,20 @@ public static class Generation
         bool verified = false;
         TensorData logits = default!;
         int rows = 0;
-        TensorData Window(Func<Batch, TensorData> run)
+        // The model (or the decode program) on the last `context` tokens: their logits and how many rows they have.
+        (TensorData Logits, int Rows) Window(Func<Batch, TensorData> run)
         {
             int t = Math.Min(context, tokens.Count);
-            var result = run(new Batch((inputName, TensorData.Int(tokens.GetRange(tokens.Count - t, t).ToArray(), 1, t))));
-            rows = t;
-            return result;
+            return (run(new Batch((inputName, TensorData.Int(tokens.GetRange(tokens.Count - t, t).ToArray(), 1, t)))), t);
         }
         if (cached)
         {
             program.ResetDecode(context);
-            logits = Window(program.Decode); // the prefill
+            (logits, rows) = Window(program.Decode); // the prefill
         }
         for (int step = 0; step < maxNewTokens; step++)
         {
-            if (!cached) logits = Window(program.Forward);
+            if (!cached) (logits, rows) = Window(program.Forward);
             if (logits.Rank != 3 || logits.Shape[0] != 1 || logits.Shape[1] != rows || logits.Floats is null)
                 throw new InvalidOperationException($"{program.ModelName}'s {(cached ? "decode program" : "Forward")} returned {logits}; generation needs float logits [1, {rows}, vocab].");
             int vocab = logits.Shape[2];
@@ -148,8 +147,7 @@ public static class Generation
                 rows = 1;
                 if (!verified)
                 {
-                    Verify(program, logits, Window(program.Forward), vocab);
-                    rows = 1;
+                    Verify(program, logits, Window(program.Forward).Logits, vocab);
                     verified = true;
                 }
             }
@@ -157,7 +155,7 @@ public static class Generation
             {
                 // The window is full: positions restart at the window's start, as without the cache.
                 program.ResetDecode(context);
-                logits = Window(program.Decode);
+                (logits, rows) = Window(program.Decode);
             }
         }
         return generated.ToArray();

@@ -55,8 +55,7 @@ public abstract class Optimizer
     public void Step(ModelProgram program, float learningRate)
     {
         ArgumentNullException.ThrowIfNull(program);
-        if (!float.IsFinite(learningRate) || learningRate < 0)
-            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "The learning rate must be finite and non-negative.");
+        CheckLearningRate(learningRate);
         StepCount++;
         if (program.UpdatesOnDevice)
         {
@@ -92,8 +91,7 @@ public abstract class Optimizer
     {
         ArgumentNullException.ThrowIfNull(program);
         if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName}: sharded optimizer state (ZeRO) is built for CPU programs only.");
-        if (!float.IsFinite(learningRate) || learningRate < 0)
-            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "The learning rate must be finite and non-negative.");
+        CheckLearningRate(learningRate);
         if (start < 0 || length < 0 || start + length > program.Params.Length)
             throw new ArgumentOutOfRangeException(nameof(start), $"The shard [{start}, {start + length}) is outside the {program.Params.Length} parameters.");
         if (_state.Count > 0 && (_stateBase != start || _state.Values.First().Length != length))
@@ -112,6 +110,12 @@ public abstract class Optimizer
     }
 
     private int _stateBase;
+
+    private static void CheckLearningRate(float learningRate)
+    {
+        if (!float.IsFinite(learningRate) || learningRate < 0)
+            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "The learning rate must be finite and non-negative.");
+    }
 
     /// <summary>The first parameter the state slabs cover: 0, or the shard's start under ZeRO (<see cref="StepShard"/>).</summary>
     public int StateStart => _stateBase;

@@ -34,7 +34,7 @@ public sealed partial class DataParallel
     private readonly Optimizer _optimizer;
     private readonly int _bucket;
     private readonly int _shard, _start, _length;
-    private float[]? _padded, _shardGrads;
+    private float[]? _padded, _shardGrads, _mine;
 
     /// <summary>Creates the data-parallel driver of <paramref name="program"/> on this rank.</summary>
     /// <param name="program">This rank's program (the same model and hyperparameters on every rank).</param>
@@ -50,10 +50,15 @@ public sealed partial class DataParallel
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bucketValues);
         if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName} runs on a GPU; data parallelism is built for CPU programs so far (NCCL is not bound yet).");
         _program = program; _optimizer = optimizer; Communicator = communicator; Zero = zero; _bucket = bucketValues;
-        int n = program.Params.Length, w = communicator.Size;
-        _shard = (n + w - 1) / w;
-        _start = Math.Min(n, communicator.Rank * _shard);
-        _length = Math.Max(0, Math.Min(_shard, n - _start));
+        _shard = (program.Params.Length + communicator.Size - 1) / communicator.Size;
+        (_start, _length) = ShardOf(communicator.Rank);
+    }
+
+    /// <summary>The parameters rank <paramref name="rank"/> owns under ZeRO: equal blocks of the slab, the last one shorter.</summary>
+    private (int Start, int Length) ShardOf(int rank)
+    {
+        int n = _program.Params.Length, start = Math.Min(n, rank * _shard);
+        return (start, Math.Max(0, Math.Min(_shard, n - start)));
     }
 
     /// <summary>The data-parallel group.</summary>
@@ -112,9 +117,9 @@ public sealed partial class DataParallel
         if (Zero == ZeroStage.None) { _optimizer.Step(_program, learningRate); return; }
         _optimizer.StepShard(_program, learningRate, _start, _length);
         _padded ??= new float[_shard * Communicator.Size];
-        var mine = new float[_shard];
-        Array.Copy(_program.Params, _start, mine, 0, _length);
-        Communicator.AllGather(mine, _padded);
+        _mine ??= new float[_shard];
+        Array.Copy(_program.Params, _start, _mine, 0, _length);
+        Communicator.AllGather(_mine, _padded);
         Array.Copy(_padded, _program.Params, _program.Params.Length);
         _program.ParametersChanged();
     }

@@ -14,6 +14,8 @@ public sealed partial class DataParallel
     private const string IndexFile = "index.json";
     private const string ParametersFile = "parameters.safetensors";
 
+    private static string ShardFile(int rank, int world) => $"optimizer-rank-{rank}-of-{world}.safetensors";
+
     /// <summary>
     /// Writes a checkpoint into <paramref name="directory"/> (one per checkpoint): rank 0 the parameters
     /// (<c>parameters.safetensors</c>, by name), every rank its own shard of the optimizer state
@@ -31,7 +33,6 @@ public sealed partial class DataParallel
         if (rank == 0) _program.SaveParameters(Path.Combine(dir, ParametersFile), new Dictionary<string, string> { ["model"] = _program.ModelName });
         bool writesState = Zero != ZeroStage.None || rank == 0;
         var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
-        string shardName = $"optimizer-rank-{rank}-of-{world}.safetensors";
         if (writesState)
         {
             var writer = new SafeTensorsWriter();
@@ -40,7 +41,7 @@ public sealed partial class DataParallel
                 writer.Add("optimizer." + name, state.TryGetValue(name, out var slab) ? slab.AsMemory(0, length) : new float[length], length);
             writer.Metadata["start"] = start.ToString(CultureInfo.InvariantCulture);
             writer.Metadata["length"] = length.ToString(CultureInfo.InvariantCulture);
-            writer.Save(Path.Combine(dir, shardName));
+            writer.Save(Path.Combine(dir, ShardFile(rank, world)));
         }
         // The index goes last, once every rank's file is on disk.
         Communicator.Barrier();
@@ -48,9 +49,8 @@ public sealed partial class DataParallel
         {
             var shards = Enumerable.Range(0, Zero == ZeroStage.None ? 1 : world).Select(r =>
             {
-                int s = Math.Min(_program.Params.Length, r * _shard), l = Math.Max(0, Math.Min(_shard, _program.Params.Length - s));
-                if (Zero == ZeroStage.None) (s, l) = (0, _program.Params.Length);
-                return new ShardEntry($"optimizer-rank-{r}-of-{world}.safetensors", s, l);
+                var (s, l) = Zero == ZeroStage.None ? (0, _program.Params.Length) : ShardOf(r);
+                return new ShardEntry(ShardFile(r, world), s, l);
             }).ToArray();
             var index = new CheckpointIndex(1, _program.ModelName, step, world, (int)Zero, _program.Params.Length, _optimizer.GetType().Name,
                 _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, shards);
