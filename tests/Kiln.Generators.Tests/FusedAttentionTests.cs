@@ -213,4 +213,35 @@ public sealed class FusedAttentionTests(ITestOutputHelper output)
                     cpu.Grads.AsSpan((int)p.Offset, (int)p.Length).ToArray().Select(v => (double)v).ToArray(), abs, rel, floor: 1.0);
         }
     }
+
+    [Theory]
+    [InlineData("Ops.Attention(x, x, x, true)", "KILN1003", "[batch, heads, sequence, head size]")]
+    [InlineData("Ops.Attention(q, q, Ops.Slice(q, 3, 0, 2), true)", "KILN1002", "keys and values differ on axis 3")]
+    [InlineData("Ops.Attention(w, w, w, true)", "KILN1003", "head size 160 is over 128")]
+    [InlineData("Ops.Attention(q, q, q, Ops.Reshape(x, -1))", "KILN1003", "keep mask as [batch, keys]")]
+    public void A_misshapen_attention_is_a_located_build_error_naming_the_shapes(string call, string id, string words)
+    {
+        var source = $$"""
+            using Kiln;
+            namespace Bad;
+            [Model]
+            public partial class M(int dim = 8)
+            {
+                Linear head = new(8, 1);
+                public Tensor Forward([Shape("B", "T", "dim")] Tensor x)
+                {
+                    var q = Ops.Reshape(x, x.Dim(0), 2, x.Dim(1), 4);
+                    var w = Ops.Reshape(Ops.Concat(-1, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x), x.Dim(0), 1, x.Dim(1), 160);
+                    var a = {{call}};
+                    return head.Forward(x) + Ops.Sum(a);
+                }
+                [Loss] public Tensor Loss([Shape("B", "T", "dim")] Tensor x) => Ops.Mean(Forward(x));
+            }
+            """;
+        var diagnostics = GeneratorHarness.KilnDiagnostics(source);
+        var d = diagnostics.FirstOrDefault(x => x.Id == id);
+        Assert.True(d is not null, $"expected {id} for {call}; got: {string.Join("; ", diagnostics.Select(x => x.Id + " " + x.GetMessage(System.Globalization.CultureInfo.InvariantCulture)))}");
+        Assert.Contains(words, d!.GetMessage(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        Assert.Equal(11, d.Location.GetLineSpan().StartLinePosition.Line + 1); // the line of the call
+    }
 }
