@@ -75,7 +75,8 @@ internal static class RandomModels
                 case "maxmin": s = $"h = Ops.Maximum(h, {Lin("dim, dim")}.Forward(h)) + Ops.Minimum(h, Ops.Tanh(h)) * 0.5f;"; break;
                 case "norm": s = $"h = {Norm()}.Forward(h);"; break;
                 case "center": s = "h = (h - Ops.Mean(h, -1, true)) / Ops.Sqrt(Ops.Mean(Ops.Square(h - Ops.Mean(h, -1, true)), -1, true) + 0.1f);"; break;
-                case "pow": s = $"h = Ops.Pow(Ops.Abs(h) + 0.5f, {F(new[] { 1.5, 2.5, 0.5, 3 }[_r.Next(4)])}) - Ops.Exp(-Ops.Square(h));"; break;
+                // The base is bounded (Tanh) so that chains of powers stay inside fp32: |h|^2.5 repeated seven times overflowed.
+                case "pow": s = $"h = Ops.Pow(Ops.Abs(Ops.Tanh(h)) + 0.5f, {F(new[] { 1.5, 2.5, 0.5, 3 }[_r.Next(4)])}) - Ops.Exp(-Ops.Square(h));"; break;
                 case "rowmax": s = "h = h - Ops.Max(h, -1, true) + Ops.Sum(h, -1, true) * 0.25f;"; break;
                 case "weight": { var l = Lin("dim, dim"); s = $"h = Ops.MatMul(h, {l}.Weight.T) + {l}.Bias;"; break; }
                 case "bounded": s = "h = Ops.Exp(Ops.Tanh(h)) - Ops.Log(Ops.Sigmoid(h) + 0.5f);"; break;
