@@ -47,3 +47,49 @@ public sealed class ShapeAttribute : Attribute
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Field, Inherited = false)]
 public sealed class RecomputeAttribute : Attribute { }
+
+/// <summary>How much of the training state data-parallel ranks shard (DeepSpeed's ZeRO stages).</summary>
+public enum ZeroStage
+{
+    /// <summary>Every rank keeps all gradients and optimizer state; gradients are all-reduced.</summary>
+    None = 0,
+    /// <summary>ZeRO-1: gradients are all-reduced; each rank keeps and updates the optimizer state of its shard of the parameters, then the parameters are all-gathered.</summary>
+    OptimizerState = 1,
+    /// <summary>ZeRO-2: gradients are reduce-scattered (each rank receives the sum of its shard only); state and update as in ZeRO-1.</summary>
+    Gradients = 2,
+}
+
+/// <summary>
+/// How the model trains across devices, declared next to it: a mesh of data, tensor and pipeline degrees, the
+/// micro-batches of a step, the ZeRO stage, and the sizes the plan is made for. At build time Kiln checks the
+/// divisibility rules (heads by <see cref="Tensor"/>, layers by <see cref="Pipeline"/>, micro-batches ≥ stages,
+/// the vocabulary padded to a multiple of <see cref="Tensor"/> × 64, the batch by data × micro-batches) against the
+/// hyperparameters' defaults, and writes a plan report: per-rank parameter, gradient, optimizer-state and
+/// activation bytes, communication per step, FLOPs and the pipeline bubble. With the MSBuild property
+/// <c>KilnDeviceMemory</c> set, a plan that does not fit is a build error listing what would. Launch options (the
+/// communicator and <c>TrainOptions.Zero</c>) override the declaration at run time.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class ParallelAttribute : Attribute
+{
+    /// <summary>Data-parallel degree (ranks that each train on their slice of the batch). Default 1.</summary>
+    public int Data { get; set; } = 1;
+
+    /// <summary>Tensor-parallel degree (ranks that split each layer's matrices, Megatron-style). Default 1.</summary>
+    public int Tensor { get; set; } = 1;
+
+    /// <summary>Pipeline stages (ranks that each hold a slice of the repeated blocks). Default 1.</summary>
+    public int Pipeline { get; set; } = 1;
+
+    /// <summary>Micro-batches per optimizer step on each data-parallel rank (gradient accumulation; the pipeline's micro-batches). Default 1.</summary>
+    public int MicroBatches { get; set; } = 1;
+
+    /// <summary>What the data-parallel ranks shard. Default <see cref="ZeroStage.None"/>.</summary>
+    public ZeroStage Zero { get; set; }
+
+    /// <summary>The global batch (rows per optimizer step over every rank) the plan is made for; 0: the report gives figures per row.</summary>
+    public int Batch { get; set; }
+
+    /// <summary>The sequence length the plan is made for (binds every data-bound size other than the batch); 0: unknown.</summary>
+    public int Sequence { get; set; }
+}

@@ -138,6 +138,12 @@ public abstract partial class ModelProgram
     /// <summary>The build report: parameters, kernels, the memory plan as formulas.</summary>
     public abstract string Report { get; }
 
+    /// <summary>The parallel plan the build made (JSON; see the model's <c>KilnPlanReport</c> for the Markdown): per-rank memory, communication per step, FLOPs. Empty for programs built without one.</summary>
+    public virtual string PlanJson => "";
+
+    /// <summary>The model's [Parallel] declaration (<see cref="ParallelLayout.Single"/> without one).</summary>
+    public virtual ParallelLayout Layout => ParallelLayout.Single;
+
     /// <summary>
     /// Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>,
     /// multiplied by <see cref="StepContext.LossScale"/>.

@@ -181,6 +181,19 @@ public class BuildIntegrationTests(TinyProjectBuilds builds, Xunit.Abstractions.
     }
 
     [NvrtcFact]
+    public void The_build_writes_the_plan_report_and_logs_it_and_an_unchanged_rebuild_skips_it()
+    {
+        Assert.True(builds.First.ExitCode == 0, builds.First.ToString());
+        // The plan is written by the project's first build (the one that skips kernels: the plan does not need NVRTC).
+        Assert.True(builds.Skipped.Output.Contains("Kiln: plan of TinyKernels.TinyMlp: data 1 × tensor 1 × pipeline 1 = 1 ranks", StringComparison.Ordinal), builds.Skipped.ToString());
+        var dir = Path.Combine(builds.ProjectDir, "obj", "Release", "net10.0", "kiln-plan");
+        var markdown = File.ReadAllText(Path.Combine(dir, "TinyKernels.TinyMlp.plan.md"));
+        Assert.StartsWith("# Kiln plan: TinyMlp", markdown);
+        Assert.Contains("\"mesh\": { \"data\": 1, \"tensor\": 1, \"pipeline\": 1 }", File.ReadAllText(Path.Combine(dir, "TinyKernels.TinyMlp.plan.json")));
+        Assert.Contains("Skipping target \"KilnWritePlanReports\" because all output files are up-to-date", builds.Second.Output);
+    }
+
+    [NvrtcFact]
     public void Unchanged_rebuild_skips_the_kernel_target_and_keeps_the_bundle()
     {
         foreach (var run in new[] { builds.Skipped, builds.NoNvrtc, builds.First, builds.Second, builds.BadArchitecture, builds.Broken })

@@ -44,17 +44,21 @@ internal static class GeneratorHarness
     public static CSharpCompilation CompilationWithLibrary(params string[] sources) =>
         Compilation(sources).AddSyntaxTrees(CSharpSyntaxTree.ParseText(KilnGenerator.LibrarySource.Value, ParseOptions, path: KilnGenerator.LibraryHintName));
 
-    public static GeneratorDriver Driver(bool dumpIr = false, bool trackSteps = true) =>
+    public static GeneratorDriver Driver(bool dumpIr = false, bool trackSteps = true, string? deviceMemory = null) =>
         CSharpGeneratorDriver.Create(new[] { new KilnGenerator().AsSourceGenerator() },
             parseOptions: ParseOptions,
-            optionsProvider: new Options(dumpIr),
+            optionsProvider: new Options(dumpIr, deviceMemory),
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: trackSteps));
 
     /// <summary>Generator + analyzer diagnostics and the compilation with generated sources added.</summary>
-    public static (Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, GeneratorDriverRunResult Result) Run(params string[] sources)
+    public static (Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, GeneratorDriverRunResult Result) Run(params string[] sources) =>
+        RunWith(null, sources);
+
+    /// <summary><see cref="Run"/> with the MSBuild property KilnDeviceMemory set to <paramref name="deviceMemory"/> (null: unset).</summary>
+    public static (Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, GeneratorDriverRunResult Result) RunWith(string? deviceMemory, params string[] sources)
     {
         var compilation = Compilation(sources);
-        var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diags);
+        var driver = Driver(deviceMemory: deviceMemory).RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diags);
         return (output, diags, driver.GetRunResult());
     }
 
@@ -137,18 +141,20 @@ internal static class GeneratorHarness
     private sealed class Options : Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptionsProvider
     {
         private readonly Global _global;
-        public Options(bool dumpIr) => _global = new Global(dumpIr);
+        public Options(bool dumpIr, string? deviceMemory = null) => _global = new Global(dumpIr, deviceMemory);
         public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GlobalOptions => _global;
         public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GetOptions(SyntaxTree tree) => Global.Empty;
         public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GetOptions(AdditionalText textFile) => Global.Empty;
 
         private sealed class Global : Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions
         {
-            public static readonly Global Empty = new(false);
+            public static readonly Global Empty = new(false, null);
             private readonly bool _dump;
-            public Global(bool dump) => _dump = dump;
+            private readonly string? _memory;
+            public Global(bool dump, string? memory) { _dump = dump; _memory = memory; }
             public override bool TryGetValue(string key, out string value)
             {
+                if (key == "build_property.KilnDeviceMemory" && _memory is not null) { value = _memory; return true; }
                 value = _dump ? "true" : "false";
                 return key == "build_property.KilnDumpIr";
             }

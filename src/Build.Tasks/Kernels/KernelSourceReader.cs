@@ -30,7 +30,12 @@ namespace Kiln.Build.Tasks.Kernels
 
         /// <exception cref="IOException">The file cannot be read.</exception>
         /// <exception cref="BadImageFormatException">The file is not a .NET assembly.</exception>
-        public static List<KernelSource> Read(string assemblyPath)
+        public static List<KernelSource> Read(string assemblyPath) => Read(assemblyPath, FieldName);
+
+        /// <summary>Every <c>const string</c> field named <paramref name="fieldName"/> (the generator's constants: <c>KilnCudaSource</c>, <c>KilnPlanReport</c>, <c>KilnPlanJson</c>).</summary>
+        /// <exception cref="IOException">The file cannot be read.</exception>
+        /// <exception cref="BadImageFormatException">The file is not a .NET assembly.</exception>
+        public static List<KernelSource> Read(string assemblyPath, string fieldName)
         {
             var result = new List<KernelSource>();
             using (var stream = new FileStream(assemblyPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
@@ -41,7 +46,7 @@ namespace Kiln.Build.Tasks.Kernels
                 foreach (var handle in md.FieldDefinitions)
                 {
                     var field = md.GetFieldDefinition(handle);
-                    if ((field.Attributes & FieldAttributes.Literal) == 0 || !md.StringComparer.Equals(field.Name, FieldName)) continue;
+                    if ((field.Attributes & FieldAttributes.Literal) == 0 || !md.StringComparer.Equals(field.Name, fieldName)) continue;
                     var constantHandle = field.GetDefaultValue();
                     if (constantHandle.IsNil) continue;
                     var constant = md.GetConstant(constantHandle);

@@ -17,6 +17,8 @@ internal static class Descriptors
     private const string Shape = "Kiln.Shapes";
     private const string Grad = "Kiln.Autodiff";
     private const string Emit = "Kiln.Emit";
+    private const string Shard = "Kiln.Sharding";
+    private const string Memory = "Kiln.Memory";
     private const string HelpBase = "https://github.com/kiln/kiln/blob/main/docs/diagnostics.md#";
 
     private static DiagnosticDescriptor E(string id, string title, string message, string category, DiagnosticSeverity severity = DiagnosticSeverity.Error) =>
@@ -111,6 +113,23 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor SecondOrder = E("KILN2002", "Second-order gradient", "{0}", Grad);
     public static readonly DiagnosticDescriptor NoTrainableParams = E("KILN2003", "Loss does not depend on any parameter",
         "The loss of '{0}' does not depend on any parameter, so training cannot change it", Grad, DiagnosticSeverity.Warning);
+
+    public static readonly DiagnosticDescriptor HeadsNotDivisible = E("KILN4001", "Attention heads not divisible by the tensor degree",
+        "'{0}' has {1} attention heads{2}, which do not divide over Tensor = {3}: each tensor rank holds whole heads. Use {4}, or a head count that is a multiple of {3}", Shard);
+    public static readonly DiagnosticDescriptor LayersNotDivisible = E("KILN4002", "Layers not divisible by the pipeline stages",
+        "'{0}' {1}, which do not split into Pipeline = {2} equal stages; {3}", Shard);
+    public static readonly DiagnosticDescriptor TooFewMicroBatches = E("KILN4003", "Fewer micro-batches than pipeline stages",
+        "'{0}' runs MicroBatches = {1} through Pipeline = {2} stages; a stage would wait for every micro-batch and the pipeline never fills. Use at least {2} (MicroBatches = {3} leaves a bubble of {4})", Shard);
+    public static readonly DiagnosticDescriptor VocabularyNotPadded = E("KILN4004", "Vocabulary not padded for the tensor degree",
+        "'{0}' has a vocabulary of {1}{2}, not a multiple of Tensor ({3}) × 64 = {4}: the vocabulary-parallel embedding and cross-entropy split it evenly. Pad it to {5} (the extra rows are never targets)", Shard);
+    public static readonly DiagnosticDescriptor BatchNotDivisible = E("KILN4005", "Batch not divisible by data ranks × micro-batches",
+        "'{0}' plans a global Batch = {1}, which does not divide over Data = {2} ranks × MicroBatches = {3}; use {4}", Shard);
+    public static readonly DiagnosticDescriptor SplitNotBuilt = E("KILN4006", "Tensor and pipeline parallelism are checked but not run yet",
+        "'{0}' declares Tensor = {1} and Pipeline = {2}: Kiln checks the layout and reports it, but this version runs only the data axis (a run with a tensor or pipeline degree over 1 is refused). Set Tensor = 1 and Pipeline = 1 to train now", Shard, DiagnosticSeverity.Warning);
+    public static readonly DiagnosticDescriptor PlanOverMemory = E("KILN5001", "The plan does not fit device memory",
+        "'{0}' needs {1} per rank, more than KilnDeviceMemory = {2} ({3}). What fits: {4}", Memory);
+    public static readonly DiagnosticDescriptor BadDeviceMemory = E("KILN5002", "KilnDeviceMemory is not a size",
+        "KilnDeviceMemory = '{0}' is not a size; write bytes or a number with a unit, e.g. 80GiB, 79.6GB or 24576MiB", Memory);
 
     public static readonly DiagnosticDescriptor Internal = E("KILN6001", "Kiln internal error",
         "Kiln could not compile '{0}' because of an internal error: {1}. Please report it with the model source", Emit);

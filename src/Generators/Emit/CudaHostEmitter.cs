@@ -17,7 +17,7 @@ internal static class CudaHostEmitter
 {
     public const string ProgramClass = "__KilnCudaProgram";
 
-    public static void Emit(CodeWriter w, CompiledModel cm, CudaModule cuda, SymbolNames names, string cpuProgramClass)
+    public static void Emit(CodeWriter w, CompiledModel cm, CudaModule cuda, SymbolNames names, string cpuProgramClass, bool hasPlan = false)
     {
         var spec = cm.Spec;
         var root = spec.Modules.First(m => m.FullName == spec.RootModule);
@@ -48,6 +48,7 @@ internal static class CudaHostEmitter
         w.Line();
         w.Line($"public override string IrText => {spec.Name}.KilnIr;");
         w.Line($"public override string Report => {SymbolNames.Str(ProgramEmitter.Report(cm))};");
+        ProgramEmitter.EmitPlanMembers(w, spec, hasPlan);
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> LossInputs => {cpuProgramClass}._LossInputs;");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> ForwardInputs => {cpuProgramClass}._ForwardInputs;");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.ProgramInfo> Programs => {cpuProgramClass}._Programs;");

@@ -17,7 +17,7 @@ internal static class ProgramEmitter
 {
     public const string ProgramClass = "__KilnProgram";
 
-    public static string Emit(CompiledModel cm, CudaModule cuda)
+    public static string Emit(CompiledModel cm, CudaModule cuda, PlanReport? plan = null)
     {
         var spec = cm.Spec;
         var root = spec.Modules.First(m => m.FullName == spec.RootModule);
@@ -59,6 +59,14 @@ internal static class ProgramEmitter
         w.Line();
         w.Line("/// <summary>The optimised IR of the training program, as KilnDumpIr prints it.</summary>");
         w.Line("public static string KilnIr => " + SymbolNames.Str(IrPrinter.Print(cm.Train)) + ";");
+        if (plan is not null)
+        {
+            // Constants, so the build task reads them from the assembly's metadata and writes the plan files.
+            w.Line("/// <summary>The parallel plan report (Markdown): memory per rank, communication, FLOPs, checks. The build writes it to obj/…/kiln-plan/.</summary>");
+            w.Line("public const string KilnPlanReport = " + SymbolNames.Str(plan.Markdown()) + ";");
+            w.Line("/// <summary>The parallel plan report as JSON (the same figures as <see cref=\"KilnPlanReport\"/>).</summary>");
+            w.Line("public const string KilnPlanJson = " + SymbolNames.Str(plan.Json()) + ";");
+        }
         w.Line();
 
         w.Open($"private sealed class {ProgramClass} : global::Kiln.Runtime.ModelProgram");
@@ -90,6 +98,7 @@ internal static class ProgramEmitter
         w.Line("public override long ArenaBytes => _arenaBytes;");
         if (cm.Programs.Any(p => p.IsDecode)) w.Line("public override bool SupportsDecode => true;");
         w.Line($"public override string IrText => {spec.Name}.KilnIr;");
+        EmitPlanMembers(w, spec, plan is not null);
         w.Line($"public override string Report => {SymbolNames.Str(Report(cm))};");
         EmitInputs(w, "LossInputs", cm.Train);
         EmitInputs(w, "ForwardInputs", cm.Predict);
@@ -112,7 +121,7 @@ internal static class ProgramEmitter
         foreach (var line in kernels.ToString().Split('\n')) w.Line(line.TrimEnd());
         w.Close(); // program class
         w.Line();
-        CudaHostEmitter.Emit(w, cm, cuda, names, ProgramClass);
+        CudaHostEmitter.Emit(w, cm, cuda, names, ProgramClass, plan is not null);
         w.Close(); // model class
         foreach (var _ in spec.ContainingTypes) w.Close();
         if (spec.Namespace.Length > 0) w.Close();
@@ -284,6 +293,14 @@ internal static class ProgramEmitter
             w.Line($"if ({cond}) throw new global::System.ArgumentException({SymbolNames.Str(c.Message + Where(c.Src))} + $\" (got {Got(c, a, b)}).\");");
         }
         if (g.Kind != GraphKind.Train) w.Line("var ctx = default(global::Kiln.Runtime.StepContext); _ = ctx;");
+    }
+
+    /// <summary>The program's plan members (CPU and CUDA programs alike): the plan JSON and the declared layout.</summary>
+    internal static void EmitPlanMembers(CodeWriter w, ModelSpec spec, bool hasPlan)
+    {
+        if (hasPlan) w.Line($"public override string PlanJson => {spec.Name}.KilnPlanJson;");
+        if (spec.Parallel is { } par)
+            w.Line($"public override global::Kiln.ParallelLayout Layout => new({par.Data}, {par.Tensor}, {par.Pipeline}, {par.MicroBatches}, (global::Kiln.ZeroStage){par.Zero}, {par.Batch}, {par.Sequence});");
     }
 
     internal static string Report(CompiledModel cm)

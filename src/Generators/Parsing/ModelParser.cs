@@ -22,6 +22,7 @@ internal sealed class ModelParser
     public const string ShapeAttribute = "Kiln.ShapeAttribute";
     public const string WeightDecayAttribute = "Kiln.WeightDecayAttribute";
     public const string RecomputeAttribute = "Kiln.RecomputeAttribute";
+    public const string ParallelAttribute = "Kiln.ParallelAttribute";
     private static readonly string[] LayerTypes = { "Linear", "Embedding", "LayerNorm", "Dropout" };
 
     /// <summary>The members the generator adds to every [Model] class, and what each is.</summary>
@@ -31,6 +32,8 @@ internal sealed class ModelParser
         ["CreateTrainer"] = "the method that returns a trainer",
         ["KilnIr"] = "the optimised IR as text",
         ["KilnCudaSource"] = "the CUDA source the build compiles",
+        ["KilnPlanJson"] = "the parallel plan report as JSON",
+        ["KilnPlanReport"] = "the parallel plan report as Markdown",
         ["__KilnProgram"] = "the CPU program class",
         ["__KilnCudaProgram"] = "the CUDA program class",
         ["__KilnNewCpuProgram"] = "a helper that creates the CPU program",
@@ -93,7 +96,8 @@ internal sealed class ModelParser
             FullName(type),
             _moduleOrder.Select(n => _modules[n]).Where(m => m is not null).Select(m => m!).ToEquatableArray(),
             loss,
-            LocOf(type));
+            LocOf(type),
+            ParseParallel(type));
         // Declaration problems (no loss, several losses, wrong return type, generic types) are the analyzer's
         // to report; such a model is simply not compiled.
         return new ParseResult(loss is null || _unusable ? null : spec, _diags.ToEquatableArray());
@@ -267,6 +271,28 @@ internal sealed class ModelParser
         SpecialType.System_Boolean => "bool",
         _ => null,
     };
+
+    /// <summary>The [Parallel] declaration of the model (null when absent); values out of range are KILN0018 errors at the attribute.</summary>
+    private ParallelSpec? ParseParallel(INamedTypeSymbol type)
+    {
+        var attr = type.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ParallelAttribute);
+        if (attr is null) return null;
+        var loc = attr.ApplicationSyntaxReference is { } r ? Loc(r.GetSyntax(_ct)) : LocOf(type);
+        var values = new Dictionary<string, int>(StringComparer.Ordinal) { ["Data"] = 1, ["Tensor"] = 1, ["Pipeline"] = 1, ["MicroBatches"] = 1, ["Zero"] = 0, ["Batch"] = 0, ["Sequence"] = 0 };
+        foreach (var named in attr.NamedArguments)
+            if (values.ContainsKey(named.Key) && named.Value.Value is int v) values[named.Key] = v;
+        void Bad(string name, string rule)
+        {
+            _diags.Add(DiagnosticInfo.Create("KILN0018", loc, $"[Parallel] {name} = {values[name]}: {rule}"));
+            _unusable = true;
+        }
+        foreach (var name in new[] { "Data", "Tensor", "Pipeline", "MicroBatches" })
+            if (values[name] < 1) Bad(name, "a degree or count is at least 1 (1 means the axis is not split)");
+        if (values["Zero"] is < 0 or > 2) Bad("Zero", "the ZeRO stage is ZeroStage.None, ZeroStage.OptimizerState or ZeroStage.Gradients");
+        foreach (var name in new[] { "Batch", "Sequence" })
+            if (values[name] < 0) Bad(name, "a size is positive, or 0 when the plan is not made for a particular one");
+        return new ParallelSpec(values["Data"], values["Tensor"], values["Pipeline"], values["MicroBatches"], values["Zero"], values["Batch"], values["Sequence"], loc);
+    }
 
     public static bool IsModuleType(ITypeSymbol t) => t is INamedTypeSymbol n && HasAttribute(n, ModuleAttribute);
 

@@ -63,7 +63,20 @@ internal sealed record ModuleSpec(string FullName, string Name, EquatableArray<H
 
 /// <summary>Everything the compiler needs about one [Model] class and the modules it reaches.</summary>
 internal sealed record ModelSpec(string Namespace, string Name, string FullName, EquatableArray<string> ContainingTypes, string Accessibility,
-    string RootModule, EquatableArray<ModuleSpec> Modules, string? LossMethod, LocationInfo Loc);
+    string RootModule, EquatableArray<ModuleSpec> Modules, string? LossMethod, LocationInfo Loc, ParallelSpec? Parallel = null);
+
+/// <summary>
+/// The model's [Parallel] declaration: mesh degrees, micro-batches per step, ZeRO stage (0–2) and the global batch and
+/// sequence length the plan is made for (0: not given). <paramref name="Loc"/> is the attribute's location.
+/// </summary>
+internal sealed record ParallelSpec(int Data, int Tensor, int Pipeline, int MicroBatches, int Zero, int Batch, int Sequence, LocationInfo Loc)
+{
+    /// <summary>One device, one micro-batch, no ZeRO: the plan of a model without [Parallel].</summary>
+    public static ParallelSpec Single(LocationInfo loc) => new(1, 1, 1, 1, 0, 0, 0, loc);
+
+    /// <summary>Whether the model declared it (a default plan has no attribute location).</summary>
+    public bool Declared { get; init; } = true;
+}
 
 /// <summary>The transform's result: a spec (absent when the declaration is unusable) and diagnostics.</summary>
 internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

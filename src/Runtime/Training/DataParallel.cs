@@ -5,17 +5,6 @@ using Kiln.Runtime.Collectives;
 
 namespace Kiln;
 
-/// <summary>How much of the training state data-parallel ranks shard (DeepSpeed's ZeRO stages).</summary>
-public enum ZeroStage
-{
-    /// <summary>Every rank keeps all gradients and optimizer state; gradients are all-reduced.</summary>
-    None = 0,
-    /// <summary>ZeRO-1: gradients are all-reduced; each rank keeps and updates the optimizer state of its shard of the parameters, then the parameters are all-gathered.</summary>
-    OptimizerState = 1,
-    /// <summary>ZeRO-2: gradients are reduce-scattered (each rank receives the sum of its shard only); state and update as in ZeRO-1.</summary>
-    Gradients = 2,
-}
-
 /// <summary>What one data-parallel step did: the loss averaged over every rank and micro-batch, the global gradient norm (before clipping) and the bytes this rank sent.</summary>
 public readonly record struct DataParallelStep(double Loss, double GradientNorm, long BytesSent);
 
@@ -48,6 +37,7 @@ public sealed partial class DataParallel
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(communicator);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bucketValues);
+        program.Layout.RequireRunnable(program.ModelName);
         if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName} runs on a GPU; data parallelism is built for CPU programs so far (NCCL is not bound yet).");
         _program = program; _optimizer = optimizer; Communicator = communicator; Zero = zero; _bucket = bucketValues;
         _shard = (program.Params.Length + communicator.Size - 1) / communicator.Size;
@@ -63,6 +53,9 @@ public sealed partial class DataParallel
 
     /// <summary>The data-parallel group.</summary>
     public ICommunicator Communicator { get; }
+
+    /// <summary>Bytes of the staging buffers this driver holds for its collectives (ZeRO's padded all-gather, its shard, ZeRO-2's gradient shard); the plan report counts them.</summary>
+    public long BufferBytes => ((long)(_padded?.Length ?? 0) + (_shardGrads?.Length ?? 0) + (_mine?.Length ?? 0)) * sizeof(float);
 
     /// <summary>What this driver shards.</summary>
     public ZeroStage Zero { get; }

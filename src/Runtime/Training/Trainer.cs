@@ -29,6 +29,7 @@ public sealed partial class Trainer
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        program.Layout.RequireRunnable(program.ModelName);
         Program = program;
         Options = options;
         Optimizer = options.Optimizer switch

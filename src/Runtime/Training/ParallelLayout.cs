@@ -1,0 +1,21 @@
+using System;
+
+namespace Kiln;
+
+/// <summary>
+/// The model's [Parallel] declaration as the build planned it: mesh degrees, micro-batches per step, ZeRO stage and the
+/// global batch and sequence length of the plan (0: not given). The launch decides the actual data-parallel world (the
+/// communicator) and <see cref="TrainOptions.Zero"/>; the plan report (<c>ModelProgram.PlanJson</c>) has the figures.
+/// </summary>
+public readonly record struct ParallelLayout(int Data, int Tensor, int Pipeline, int MicroBatches, ZeroStage Zero, int Batch, int Sequence)
+{
+    /// <summary>One device: the layout of a model without [Parallel].</summary>
+    public static ParallelLayout Single => new(1, 1, 1, 1, ZeroStage.None, 0, 0);
+
+    /// <summary>Throws when the layout needs a split this runtime does not run yet (tensor or pipeline degree over 1; the build warned with KILN4006).</summary>
+    public void RequireRunnable(string model)
+    {
+        if (Tensor > 1 || Pipeline > 1)
+            throw new NotSupportedException($"{model} declares [Parallel(Tensor = {Tensor}, Pipeline = {Pipeline})]: Kiln checks and reports that layout at build time (KILN4006) but runs only the data axis so far. Set Tensor = 1 and Pipeline = 1 to train, data-parallel ranks included.");
+    }
+}
