@@ -69,6 +69,7 @@ namespace Kiln.Build.Tasks
             var mesh = lines.FirstOrDefault(l => l.StartsWith("Mesh: ", StringComparison.Ordinal))?.Substring(6).TrimEnd('.') ?? "";
             var total = lines.FirstOrDefault(l => l.StartsWith("| **total** | **", StringComparison.Ordinal));
             var bytes = total is null ? "" : total.Substring("| **total** | **".Length).Split(new[] { "**" }, StringSplitOptions.None)[0];
+            if (bytes.StartsWith("`", StringComparison.Ordinal)) return $"{mesh}; memory per rank is a formula of the unbound sizes (give Batch and Sequence in [Parallel])";
             return bytes.Length > 0 ? $"{mesh}; {bytes} per rank" : mesh;
         }
 

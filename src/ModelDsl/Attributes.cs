@@ -93,3 +93,25 @@ public sealed class ParallelAttribute : Attribute
     /// <summary>The sequence length the plan is made for (binds every data-bound size other than the batch); 0: unknown.</summary>
     public int Sequence { get; set; }
 }
+
+/// <summary>
+/// Megatron's column-parallel layout for a <c>Linear</c> field under tensor parallelism: each tensor rank holds a
+/// slice of the output features (weight rows and bias), so the layer is declared with its per-rank width, e.g.
+/// <c>new Linear(dim, hidden / tensor)</c>. <see cref="Groups"/> &gt; 1 splits each of that many equal groups of
+/// outputs evenly (a fused Q/K/V projection has 3). Follow it with a <see cref="RowParallelAttribute"/> layer and
+/// <c>Ops.TensorReduce</c>, and feed it through <c>Ops.TensorReplicate</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field, Inherited = false)]
+public sealed class ColumnParallelAttribute : Attribute
+{
+    /// <summary>Equal groups of output features, each split over the ranks (default 1).</summary>
+    public int Groups { get; set; } = 1;
+}
+
+/// <summary>
+/// Megatron's row-parallel layout for a <c>Linear</c> field under tensor parallelism: each tensor rank holds a slice
+/// of the input features (weight columns); the bias is whole. Compute <c>Ops.TensorReduce(Ops.MatMul(x, l.Weight.T)) + l.Bias</c>
+/// so the bias is added once, after the partial products are summed.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field, Inherited = false)]
+public sealed class RowParallelAttribute : Attribute { }

@@ -55,6 +55,16 @@ public static class Ops
     public static Tensor SinusoidalPositions(int length, int dim) => throw KilnSymbolicException.Create();
     /// <summary>Elementwise max(x, 0).</summary>
     public static Tensor Relu(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>
+    /// Tensor parallelism (Megatron's f): marks where a replicated activation enters column-parallel layers. The
+    /// identity forward; in the backward pass the gradient is summed over the tensor-parallel ranks.
+    /// </summary>
+    public static Tensor TensorReplicate(Tensor x) => throw KilnSymbolicException.Create();
+    /// <summary>
+    /// Tensor parallelism (Megatron's g): sums the partial results of a row-parallel layer over the tensor-parallel
+    /// ranks (an all-reduce); the gradient passes through. The identity on one rank.
+    /// </summary>
+    public static Tensor TensorReduce(Tensor x) => throw KilnSymbolicException.Create();
     /// <summary>GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
     public static Tensor Gelu(Tensor x) => throw KilnSymbolicException.Create();
     /// <summary>Elementwise logistic sigmoid 1/(1 + e^−x).</summary>

@@ -24,7 +24,19 @@ public enum InitKind
 /// <param name="Init">Initialisation rule.</param>
 /// <param name="InitScale">Bound (uniform) or standard deviation (normal).</param>
 /// <param name="WeightDecay">Whether decoupled weight decay applies (matrices yes; biases and norm parameters no).</param>
-public sealed record ParameterInfo(string Name, int[] Shape, long Offset, long Length, InitKind Init, float InitScale, bool WeightDecay);
+public sealed record ParameterInfo(string Name, int[] Shape, long Offset, long Length, InitKind Init, float InitScale, bool WeightDecay)
+{
+    /// <summary>How the parameter is split over tensor-parallel ranks (null: replicated): see <see cref="ParameterSplit"/>.</summary>
+    public ParameterSplit? Split { get; init; }
+}
+
+/// <summary>
+/// A parameter split over the tensor-parallel ranks along axis <paramref name="Axis"/> (counted from the end: −1 is
+/// the last), in <paramref name="Groups"/> equal groups that are each split evenly (a fused Q/K/V weight has three):
+/// rank r of t holds, of every group, the r-th of its t equal pieces. Megatron's column-parallel Linear splits its
+/// weight [out, in] on axis −2 and its bias on −1; a row-parallel Linear splits its weight on −1 and keeps the bias whole.
+/// </summary>
+public sealed record ParameterSplit(int Axis, int Groups);
 
 /// <summary>One input of a program entry point.</summary>
 /// <param name="Name">The C# parameter name.</param>
@@ -143,6 +155,36 @@ public abstract partial class ModelProgram
 
     /// <summary>The model's [Parallel] declaration (<see cref="ParallelLayout.Single"/> without one).</summary>
     public virtual ParallelLayout Layout => ParallelLayout.Single;
+
+    private Collectives.ICommunicator? _tensorGroup;
+
+    /// <summary>
+    /// The tensor-parallel group this program is one rank of (null: none, the model's <c>Ops.TensorReduce</c> are
+    /// identities). Its size must be the model's tensor degree (the hyperparameter its split layers divide by); see
+    /// <see cref="TensorParallel"/> for laying out the parameters. CPU programs only so far.
+    /// </summary>
+    public Collectives.ICommunicator? TensorGroup
+    {
+        get => _tensorGroup;
+        set
+        {
+            if (value is { Size: > 1 } && UpdatesOnDevice)
+                throw new NotSupportedException($"{ModelName} runs on a GPU; tensor parallelism is built for CPU programs so far (NCCL is not bound yet).");
+            _tensorGroup = value;
+        }
+    }
+
+    /// <summary>
+    /// Ops.TensorReduce: <paramref name="count"/> values of <paramref name="source"/> summed over the tensor group into
+    /// <paramref name="target"/> (in place when the memory plan gave both the same buffer, as it does where it can).
+    /// </summary>
+    protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (!ReferenceEquals(source, target) || sourceOffset != targetOffset)
+            Array.Copy(source, sourceOffset, target, targetOffset, count);
+        if (_tensorGroup is { Size: > 1 } group)
+            group.AllReduceSum(target.AsSpan(checked((int)targetOffset), checked((int)count)));
+    }
 
     /// <summary>
     /// Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>,

@@ -66,6 +66,14 @@ public sealed class WritePlanReportsTests : IDisposable
     }
 
     [Fact]
+    public void A_total_that_is_still_a_formula_is_not_printed_in_the_log()
+    {
+        var md = "Mesh: data 1 × tensor 1 × pipeline 1 = 1 ranks; 1 micro-batch(es) per step; ZeRO off.\n| **total** | **`4·(B*T*dim + 7/8)` B** |\n";
+        Assert.Equal("data 1 × tensor 1 × pipeline 1 = 1 ranks; 1 micro-batch(es) per step; ZeRO off; memory per rank is a formula of the unbound sizes (give Batch and Sequence in [Parallel])",
+            WritePlanReports.Summary(md));
+    }
+
+    [Fact]
     public void A_file_that_is_not_an_assembly_is_KILNB004()
     {
         var bogus = Path.Combine(_dir, "bogus.dll");

@@ -192,7 +192,7 @@ internal static class ProgramEmitter
             var dims = p.Shape.Select(d => "checked((int)(" + d.ToCSharp(HI) + "))").ToList();
             var len = Shapes.Numel(p.Shape).ToCSharp(HI);
             var kind = p.Init.Kind switch { "uniform" => "Uniform", "normal" => "Normal", "ones" => "Ones", _ => "Zeros" };
-            w.Line($"__table.Add(new global::Kiln.Runtime.ParameterInfo({SymbolNames.Str(p.Name)}, new int[] {{ {string.Join(", ", dims)} }}, __offset, {len}, global::Kiln.Runtime.InitKind.{kind}, (float){p.Init.Scale.ToCSharp(HI)}, {(p.WeightDecay ? "true" : "false")}));");
+            w.Line($"__table.Add(new global::Kiln.Runtime.ParameterInfo({SymbolNames.Str(p.Name)}, new int[] {{ {string.Join(", ", dims)} }}, __offset, {len}, global::Kiln.Runtime.InitKind.{kind}, (float){p.Init.Scale.ToCSharp(HI)}, {(p.WeightDecay ? "true" : "false")}){(p.Split is { } sp ? $" {{ Split = new global::Kiln.Runtime.ParameterSplit({sp.Axis}, {sp.Groups}) }}" : "")});");
             w.Line($"__offset += {len};");
         }
         w.Line("return __table;");

@@ -73,6 +73,10 @@ internal enum Op
     // ── Precision ──
     Cast,         // x rounded to the program's low-precision storage type (bf16, fp16, or fp32 = identity); inserted by MixedPrecision
 
+    // ── Collectives (tensor parallelism, Megatron's f and g) ──
+    TensorReplicate, // identity forward (a view); backward sums the gradient over the tensor ranks
+    TensorReduce,    // sums partial results over the tensor ranks forward (in place where it can); backward passes the gradient through
+
     // ── Regions ──
     Loop,         // runs a body graph Count times over carried, captured and stacked inputs (LoopAttr); a token
     LoopArg,      // inside a body: the value of one loop input this iteration (LoopArgAttr)
@@ -118,7 +122,10 @@ internal sealed class Node
 }
 
 /// <summary>A parameter tensor of the model.</summary>
-internal sealed record ParamDecl(string Name, Sym[] Shape, InitRule Init, bool WeightDecay, SourceRef Src);
+internal sealed record ParamDecl(string Name, Sym[] Shape, InitRule Init, bool WeightDecay, SourceRef Src, ParamSplit? Split = null);
+
+/// <summary>A parameter split over tensor-parallel ranks: axis counted from the end (−1 last) and the number of equal groups each split evenly.</summary>
+internal sealed record ParamSplit(int Axis, int Groups);
 
 /// <summary>How a parameter starts: kind and scale (bound or standard deviation).</summary>
 internal sealed record InitRule(string Kind, Scalar Scale)
@@ -297,6 +304,8 @@ internal enum GroupKind
     Source,
     /// <summary>A loop region: its body's kernels, run once per iteration.</summary>
     Loop,
+    /// <summary>A collective over a mesh axis (the tensor-parallel all-reduce).</summary>
+    Collective,
 }
 
 internal static class GroupKinds

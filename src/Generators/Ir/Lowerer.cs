@@ -258,8 +258,17 @@ internal sealed class Lowerer
                 var l = new LayerV("Linear", s.Path) { In = Size(args[0], e.Args[0], "Linear", "inFeatures"), Out = Size(args[1], e.Args[1], "Linear", "outFeatures") };
                 bool bias = Concretize(Traced(args[2], e.Args[2], "bias"), e.Args[2], "whether the layer has a bias") != 0;
                 var bound = Scalar.Const(1) / Scalar.Sqrt(Scalar.FromSym(l.In));
-                l.Weight = NewParam(s.Path + ".weight", new[] { l.Out, l.In }, new InitRule("uniform", bound), true, e);
-                if (bias) l.Bias = NewParam(s.Path + ".bias", new[] { l.Out }, new InitRule("uniform", bound), false, e);
+                // [ColumnParallel]: output features split (weight rows, bias); [RowParallel]: input features (weight columns).
+                var split = _field?.Split;
+                ParamSplit? weightSplit = null, biasSplit = null;
+                if (split == "row") weightSplit = new ParamSplit(-1, 1);
+                else if (split is not null && split.StartsWith("column:", StringComparison.Ordinal))
+                {
+                    int groups = int.Parse(split.Substring(7), CultureInfo.InvariantCulture);
+                    weightSplit = new ParamSplit(-2, groups); biasSplit = new ParamSplit(-1, groups);
+                }
+                l.Weight = NewParam(s.Path + ".weight", new[] { l.Out, l.In }, new InitRule("uniform", bound), true, e, weightSplit);
+                if (bias) l.Bias = NewParam(s.Path + ".bias", new[] { l.Out }, new InitRule("uniform", bound), false, e, biasSplit);
                 return l;
             }
             case "Embedding":
@@ -299,11 +308,11 @@ internal sealed class Lowerer
     }
 
     /// <summary>A parameter of the table; inside a Repeat template it is stacked over the repeat count.</summary>
-    private int NewParam(string name, Sym[] shape, InitRule init, bool decay, Expr at)
+    private int NewParam(string name, Sym[] shape, InitRule init, bool decay, Expr at, ParamSplit? split = null)
     {
         var idx = _params.Count;
         var stored = _stacking is { } count ? new[] { count }.Concat(shape).ToArray() : shape;
-        _params.Add(new ParamDecl(name, stored, init, decay, Src(at.Loc, at.Text)));
+        _params.Add(new ParamDecl(name, stored, init, decay, Src(at.Loc, at.Text), split));
         var node = _g.Add(Op.Param, Array.Empty<int>(), new ParamAttr(idx, name), stored);
         if (_stacking is { } c) _stacked[node] = (c, shape);
         return node;

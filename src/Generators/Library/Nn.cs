@@ -15,22 +15,34 @@ namespace Kiln.Nn
         public Tensor Forward(Tensor x) => x * Ops.Rsqrt(Ops.Mean(Ops.Square(x), -1, true) + eps) * gain;
     }
 
-    /// <summary>The GPT-2 MLP: Linear(dim → hidden), GELU, Linear(hidden → dim).</summary>
+    /// <summary>
+    /// The GPT-2 MLP: Linear(dim → hidden), GELU, Linear(hidden → dim). With <paramref name="tensor"/> &gt; 1 this is one
+    /// tensor-parallel rank's part (Megatron): <c>up</c> column-parallel, <c>down</c> row-parallel, one all-reduce forward
+    /// and one backward; <paramref name="hidden"/> must divide by <paramref name="tensor"/>.
+    /// </summary>
     [Module]
-    internal partial class GeluMlp(int dim, int hidden)
+    internal partial class GeluMlp(int dim, int hidden, int tensor = 1)
     {
-        Linear up = new(dim, hidden), down = new(hidden, dim);
+        [ColumnParallel] Linear up = new(dim, hidden / tensor);
+        [RowParallel] Linear down = new(hidden / tensor, dim);
 
-        public Tensor Forward(Tensor x) => down.Forward(Ops.Gelu(up.Forward(x)));
+        public Tensor Forward(Tensor x) =>
+            Ops.TensorReduce(Ops.MatMul(Ops.Gelu(up.Forward(Ops.TensorReplicate(x))), down.Weight.T)) + down.Bias;
     }
 
-    /// <summary>The gated MLP of Llama and PaLM: down(SiLU(gate(x)) · up(x)), without biases.</summary>
+    /// <summary>The gated MLP of Llama and PaLM: down(SiLU(gate(x)) · up(x)), without biases; tensor-parallel like <see cref="GeluMlp"/>.</summary>
     [Module]
-    internal partial class SwiGlu(int dim, int hidden)
+    internal partial class SwiGlu(int dim, int hidden, int tensor = 1)
     {
-        Linear gate = new(dim, hidden, false), up = new(dim, hidden, false), down = new(hidden, dim, false);
+        [ColumnParallel] Linear gate = new(dim, hidden / tensor, false);
+        [ColumnParallel] Linear up = new(dim, hidden / tensor, false);
+        [RowParallel] Linear down = new(hidden / tensor, dim, false);
 
-        public Tensor Forward(Tensor x) => down.Forward(Ops.Silu(gate.Forward(x)) * up.Forward(x));
+        public Tensor Forward(Tensor x)
+        {
+            var shared = Ops.TensorReplicate(x);
+            return Ops.TensorReduce(down.Forward(Ops.Silu(gate.Forward(shared)) * up.Forward(shared)));
+        }
     }
 
     /// <summary>
@@ -58,13 +70,16 @@ namespace Kiln.Nn
     /// <summary>
     /// Causal multi-head self-attention with one fused Q/K/V projection: each position attends to itself and the ones
     /// before it, through the fused attention op (Ops.Attention: the T×T scores are never stored). With
-    /// <paramref name="rotary"/>, queries and keys get rotary position embeddings.
+    /// <paramref name="rotary"/>, queries and keys get rotary position embeddings. With <paramref name="tensor"/> &gt; 1
+    /// this is one tensor-parallel rank's part (Megatron): it holds heads / tensor whole heads — the Q/K/V projection
+    /// column-parallel in three groups, the output projection row-parallel — and <paramref name="heads"/> must divide
+    /// by <paramref name="tensor"/>.
     /// </summary>
     [Module]
-    internal partial class CausalSelfAttention(int dim, int heads, bool rotary = false)
+    internal partial class CausalSelfAttention(int dim, int heads, bool rotary = false, int tensor = 1)
     {
-        Linear qkv = new(dim, 3 * dim);
-        Linear proj = new(dim, dim);
+        [ColumnParallel(Groups = 3)] Linear qkv = new(dim, 3 * (dim / tensor));
+        [RowParallel] Linear proj = new(dim / tensor, dim);
         RotaryEmbedding rope = new(dim / heads);
 
         public Tensor Forward(Tensor x)
@@ -72,10 +87,12 @@ namespace Kiln.Nn
             var b = x.Dim(0);
             var t = x.Dim(1);
             var dh = dim / heads;
-            var z = qkv.Forward(x);
-            var q = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, 0, dim), b, t, heads, dh), 0, 2, 1, 3);
-            var k = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, dim, 2 * dim), b, t, heads, dh), 0, 2, 1, 3);
-            var v = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, 2 * dim, 3 * dim), b, t, heads, dh), 0, 2, 1, 3);
+            var local = dim / tensor;
+            var h = heads / tensor;
+            var z = qkv.Forward(Ops.TensorReplicate(x));
+            var q = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, 0, local), b, t, h, dh), 0, 2, 1, 3);
+            var k = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, local, 2 * local), b, t, h, dh), 0, 2, 1, 3);
+            var v = Ops.Permute(Ops.Reshape(Ops.Slice(z, -1, 2 * local, 3 * local), b, t, h, dh), 0, 2, 1, 3);
             if (rotary)
             {
                 q = rope.Forward(q);
@@ -83,7 +100,7 @@ namespace Kiln.Nn
             }
             // Fused (flash-style) attention: the T×T scores never exist in memory.
             var attention = Ops.Attention(q, k, v, true);
-            return proj.Forward(Ops.Reshape(Ops.Permute(attention, 0, 2, 1, 3), b, t, dim));
+            return Ops.TensorReduce(Ops.MatMul(Ops.Reshape(Ops.Permute(attention, 0, 2, 1, 3), b, t, local), proj.Weight.T)) + proj.Bias;
         }
     }
 
@@ -126,13 +143,16 @@ namespace Kiln.Nn
         }
     }
 
-    /// <summary>A GPT-2 block: x + attention(LayerNorm(x)), then + MLP(LayerNorm(x)) with a 4·dim GELU MLP.</summary>
+    /// <summary>
+    /// A GPT-2 block: x + attention(LayerNorm(x)), then + MLP(LayerNorm(x)) with a 4·dim GELU MLP. With
+    /// <paramref name="tensor"/> &gt; 1, one tensor-parallel rank's part (attention heads and MLP units split, norms replicated).
+    /// </summary>
     [Module]
-    internal partial class GptBlock(int dim, int heads)
+    internal partial class GptBlock(int dim, int heads, int tensor = 1)
     {
         LayerNorm ln1 = new(dim), ln2 = new(dim);
-        CausalSelfAttention attention = new(dim, heads);
-        GeluMlp mlp = new(dim, 4 * dim);
+        CausalSelfAttention attention = new(dim, heads, false, tensor);
+        GeluMlp mlp = new(dim, 4 * dim, tensor);
 
         public Tensor Forward(Tensor x)
         {
@@ -141,13 +161,13 @@ namespace Kiln.Nn
         }
     }
 
-    /// <summary>A Llama block: pre-norm with RMSNorm, rotary causal attention and a SwiGLU MLP of <paramref name="hidden"/> units.</summary>
+    /// <summary>A Llama block: pre-norm with RMSNorm, rotary causal attention and a SwiGLU MLP of <paramref name="hidden"/> units; tensor-parallel like <see cref="GptBlock"/>.</summary>
     [Module]
-    internal partial class LlamaBlock(int dim, int heads, int hidden)
+    internal partial class LlamaBlock(int dim, int heads, int hidden, int tensor = 1)
     {
         RmsNorm norm1 = new(dim), norm2 = new(dim);
-        CausalSelfAttention attention = new(dim, heads, true);
-        SwiGlu mlp = new(dim, hidden);
+        CausalSelfAttention attention = new(dim, heads, true, tensor);
+        SwiGlu mlp = new(dim, hidden, tensor);
 
         public Tensor Forward(Tensor x)
         {

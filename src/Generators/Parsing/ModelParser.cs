@@ -23,6 +23,8 @@ internal sealed class ModelParser
     public const string WeightDecayAttribute = "Kiln.WeightDecayAttribute";
     public const string RecomputeAttribute = "Kiln.RecomputeAttribute";
     public const string ParallelAttribute = "Kiln.ParallelAttribute";
+    public const string ColumnParallelAttribute = "Kiln.ColumnParallelAttribute";
+    public const string RowParallelAttribute = "Kiln.RowParallelAttribute";
     private static readonly string[] LayerTypes = { "Linear", "Embedding", "LayerNorm", "Dropout" };
 
     /// <summary>The members the generator adds to every [Model] class, and what each is.</summary>
@@ -202,7 +204,21 @@ internal sealed class ModelParser
             bool? decay = null;
             if (f.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == WeightDecayAttribute) is { } wd)
                 decay = wd.ConstructorArguments.Length == 0 || wd.ConstructorArguments[0].Value is not bool apply || apply;
-            fields.Add(new FieldSpec(f.Name, typeKey, init, loc, decay, HasAttribute(f, RecomputeAttribute)));
+            string? split = null;
+            var column = f.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == ColumnParallelAttribute);
+            bool row = HasAttribute(f, RowParallelAttribute);
+            if (column is not null || row)
+            {
+                int groups = column?.NamedArguments.FirstOrDefault(a => a.Key == "Groups").Value.Value is int g ? g : 1;
+                if (typeKey != "Linear")
+                    _diags.Add(DiagnosticInfo.Create("KILN0018", loc, $"[{(row ? "RowParallel" : "ColumnParallel")}] on field '{f.Name}' of type '{f.Type.ToDisplayString()}': the tensor-parallel layouts apply to Linear fields"));
+                else if (column is not null && row)
+                    _diags.Add(DiagnosticInfo.Create("KILN0018", loc, $"field '{f.Name}' is both [ColumnParallel] and [RowParallel]; a Linear is split one way"));
+                else if (groups < 1)
+                    _diags.Add(DiagnosticInfo.Create("KILN0018", loc, $"[ColumnParallel(Groups = {groups})] on field '{f.Name}': the number of output groups is at least 1"));
+                else split = row ? "row" : "column:" + groups.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            fields.Add(new FieldSpec(f.Name, typeKey, init, loc, decay, HasAttribute(f, RecomputeAttribute), split));
         }
 
         var methods = new List<MethodSpec>();

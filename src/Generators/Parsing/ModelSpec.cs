@@ -51,9 +51,10 @@ internal sealed record MethodSpec(string Name, EquatableArray<ParamSpec> Params,
 /// <summary>
 /// A field: its name, what it holds (layer kind, module type, array of either, <c>param</c> for a Tensor parameter,
 /// or a plain value), its initializer, the weight-decay choice of a parameter field (null: the default by rank) and
-/// whether repeated blocks it holds recompute their forward in the backward pass ([Recompute]).
+/// whether repeated blocks it holds recompute their forward in the backward pass ([Recompute]), and the tensor-parallel
+/// layout of a Linear field ([ColumnParallel]: <c>column:G</c> with G groups, [RowParallel]: <c>row</c>).
 /// </summary>
-internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc, bool? WeightDecay = null, bool Recompute = false);
+internal sealed record FieldSpec(string Name, string Type, Expr? Init, LocationInfo Loc, bool? WeightDecay = null, bool Recompute = false, string? Split = null);
 
 /// <summary>A primary-constructor parameter: name, C# type keyword and default value (if any).</summary>
 internal sealed record HyperSpec(string Name, string Type, double? Default, LocationInfo Loc);

@@ -76,6 +76,7 @@ internal static class Fusion
                 OpKind.Movement => GroupKind.Movement,
                 OpKind.Indexing => GroupKind.Indexing,
                 OpKind.Attention => GroupKind.Attention,
+                OpKind.Collective => GroupKind.Collective,
                 OpKind.Elementwise => GroupKind.Elementwise,
                 _ => GroupKind.Source,
             },

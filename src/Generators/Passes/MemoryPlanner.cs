@@ -7,7 +7,8 @@ namespace Kiln.Generators.Passes;
 /// <summary>
 /// Liveness over the kernel schedule gives every materialised tensor an arena slot; slots are reused
 /// when a dead tensor's size is symbolically equal (or provably larger), so offsets and the arena size
-/// are formulas of the bound symbols (B, T, hyperparameters). Reshapes alias their input; a weight
+/// are formulas of the bound symbols (B, T, hyperparameters). Reshapes and TensorReplicate alias their input, and so
+/// does a TensorReduce that can sum in place (see InPlace); a weight
 /// gradient whose kernel can accumulate is written straight into the gradient slab.
 /// A loop's body is planned on its own: its arguments live in the loop's inputs (sliced at the iteration for
 /// stacked ones), its results in the loop's results, each carried value in two buffers it alternates between, and
@@ -46,12 +47,30 @@ internal static class MemoryPlanner
         // Storage owner of each materialised node (aliases resolve to their source).
         var owner = new Dictionary<int, int>();
         var placements = new Dictionary<int, Placement>();
+        var aliases = new HashSet<int>();
+        BufferKind BufferOf(Node n) => n.DType == DType.I32 ? BufferKind.IntArena : g.IsLow(n.Id) ? BufferKind.LowArena : BufferKind.Arena;
         foreach (var gr in groups)
         {
             var n = g[gr.Root];
             if (gr.Kind == GroupKind.Const) { placements[n.Id] = new Placement(BufferKind.Fused, Sym.Zero); continue; }
-            if (n.Op == Op.Reshape) { owner[n.Id] = owner[n.Inputs[0]]; continue; }
+            if (n.Op is Op.Reshape or Op.TensorReplicate || (n.Op == Op.TensorReduce && InPlace(n)))
+            {
+                owner[n.Id] = owner[n.Inputs[0]];
+                aliases.Add(n.Id);
+                continue;
+            }
             owner[n.Id] = n.Id;
+        }
+
+        // TensorReduce sums into its input's buffer when nothing else reads that buffer: the input is computed by a kernel
+        // of this graph into a slot of its own, has no other reader and is neither an output nor a parameter gradient.
+        bool InPlace(Node n)
+        {
+            var x = g[n.Inputs[0]];
+            return owner.TryGetValue(x.Id, out var o) && o == x.Id && users[x.Id].Count == 1
+                && x.Op is not (Op.Param or Op.Input or Op.LoopArg or Op.LoopOut or Op.Loop) && !IsParamCast(g, x)
+                && !outputNodes.Contains(x.Id) && !outputNodes.Contains(n.Id) && !gradOf.ContainsKey(x.Id) && !gradOf.ContainsKey(n.Id)
+                && !resultOf.ContainsKey(x.Id) && !resultOf.ContainsKey(n.Id) && BufferOf(x) == BufferOf(n);
         }
 
         // Last kernel index that reads each owner.
@@ -65,7 +84,6 @@ internal static class MemoryPlanner
         var slots = new List<(Sym Size, BufferKind Buffer)>();
         var slotOf = new Dictionary<int, int>();
         var free = new List<int>();
-        BufferKind BufferOf(Node n) => n.DType == DType.I32 ? BufferKind.IntArena : g.IsLow(n.Id) ? BufferKind.LowArena : BufferKind.Arena;
         int Allocate(Sym elements, BufferKind buffer)
         {
             // Slots are whole multiples of 8 elements (32 bytes in fp32, 16 in bf16/fp16), so every tensor in an arena
@@ -98,7 +116,7 @@ internal static class MemoryPlanner
         {
             var gr = groups[k];
             var n = g[gr.Root];
-            if (gr.Kind == GroupKind.Const || n.Op is Op.Reshape or Op.LoopOut) continue;
+            if (gr.Kind == GroupKind.Const || aliases.Contains(n.Id) || n.Op == Op.LoopOut) continue;
             if (n.Op == Op.Param) { placements[n.Id] = new Placement(BufferKind.Params, Sym.Zero, Param: n.A<ParamAttr>().Index); continue; }
             if (n.Op == Op.Input) { placements[n.Id] = new Placement(BufferKind.Input, Sym.Zero, InputName: n.Name); continue; }
             if (n.Op == Op.LoopArg) { placements[n.Id] = new Placement(BufferKind.LoopIn, Sym.Zero, Param: n.A<LoopArgAttr>().Index); continue; }
@@ -173,7 +191,7 @@ internal static class MemoryPlanner
         foreach (var gr in groups)
         {
             var n = g[gr.Root];
-            if (n.Op == Op.Reshape) placements[n.Id] = placements[owner[n.Id]];
+            if (aliases.Contains(n.Id)) placements[n.Id] = placements[owner[n.Id]];
         }
         var loops = loopSlots.ToDictionary(kv => kv.Key, kv => new LoopScratch(offsets[kv.Value.F], offsets[kv.Value.L], offsets[kv.Value.I]));
         var carried = carriedSlots.Select(c => new CarriedBuffer(c.Buffer, offsets[c.Ping], offsets[c.Pong])).ToList();

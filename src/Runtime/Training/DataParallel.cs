@@ -89,17 +89,19 @@ public sealed partial class DataParallel
             Communicator.ReduceScatterSum(_padded, _shardGrads);
             double sq = 0;
             for (int i = 0; i < _length; i++) { _shardGrads[i] *= scale; sq += (double)_shardGrads[i] * _shardGrads[i]; }
-            norm = Math.Sqrt(Communicator.AllReduceSum(sq));
             // Only this rank's shard of the gradient slab is meaningful from here on.
             Array.Clear(grads);
             Array.Copy(_shardGrads, 0, grads, _start, _length);
+            // Under tensor parallelism split parameters' squares are summed over the tensor ranks, replicated ones counted once.
+            if (_program.TensorGroup is { Size: > 1 }) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
+            norm = Math.Sqrt(Communicator.AllReduceSum(sq));
         }
         else
         {
             for (int at = 0; at < grads.Length; at += _bucket)
                 Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
             GradientClipping.Scale(grads, scale);
-            norm = GradientClipping.GlobalNorm(grads);
+            norm = _program.TensorGroup is { Size: > 1 } ? Math.Sqrt(TensorParallel.SquaredNorm(_program, grads, 0, grads.Length)) : GradientClipping.GlobalNorm(grads);
         }
         return (loss, norm);
     }

@@ -358,6 +358,9 @@ internal static class ReferenceInterpreter
         [Op.PowScalar] = r => { var s = r.Sc(); return Map(r.X0, v => Math.Pow(v, s)); },
         [Op.StopGradient] = r => Map(r.X0, v => v),
         [Op.Cast] = r => Map(r.X0, v => v), // the reference computes in float64 without rounding
+        // One tensor rank: the all-reduce of a single partial result is the result itself.
+        [Op.TensorReplicate] = r => Map(r.X0, v => v),
+        [Op.TensorReduce] = r => Map(r.X0, v => v),
         [Op.BroadcastTo] = r =>
         {
             var target = BroadcastShape(r.X0.Shape, r.Declared);

@@ -5,7 +5,7 @@ using Kiln.Generators.Emit;
 namespace Kiln.Generators.Ir;
 
 /// <summary>Category of an op, which decides how fusion and the emitters treat it.</summary>
-internal enum OpKind { Source, Elementwise, Reduction, MatMul, Movement, Indexing, Attention, Region }
+internal enum OpKind { Source, Elementwise, Reduction, MatMul, Movement, Indexing, Attention, Region, Collective }
 
 /// <summary>
 /// Where a result is stored under mixed precision (after PyTorch's autocast). Every value is computed in fp32;
@@ -154,7 +154,7 @@ internal static partial class OpRegistry
     {
         var count = Enum.GetValues(typeof(Op)).Length;
         var table = new OpDef[count];
-        foreach (var group in new[] { SourceOps(), UnaryOps(), BinaryOps(), ReductionOps(), LinearAlgebraOps(), MovementOps(), IndexingOps(), AttentionOps(), RegionOps() })
+        foreach (var group in new[] { SourceOps(), UnaryOps(), BinaryOps(), ReductionOps(), LinearAlgebraOps(), MovementOps(), IndexingOps(), AttentionOps(), CollectiveOps(), RegionOps() })
             foreach (var def in group)
             {
                 if (table[(int)def.Op] is not null) throw new InvalidOperationException($"op {def.Op} is defined twice in the registry");

@@ -1,0 +1,47 @@
+using System.Collections.Generic;
+using Kiln.Generators.Emit;
+
+namespace Kiln.Generators.Ir;
+
+// Collectives of tensor parallelism, Megatron's conjugate pair around a column-parallel then row-parallel layer:
+// TensorReplicate (f) marks where a replicated activation enters the split layers: identity forward, and its gradient
+// is the sum over the tensor ranks. TensorReduce (g) sums the row-parallel partial results over the tensor ranks; its
+// gradient passes through. Without a tensor group (one rank) both are identities: TensorReplicate is a view, and
+// TensorReduce works in place on its input's buffer where the memory plan can alias them (MemoryPlanner), so a model
+// that declares them costs nothing on one device.
+internal static partial class OpRegistry
+{
+    private static IEnumerable<OpDef> CollectiveOps()
+    {
+        yield return new OpDef(Op.TensorReplicate, OpKind.Collective, 1)
+        {
+            Dsl = "TensorReplicate",
+            Shape = a => { ShapeRules.RequireFloat(a.X, "TensorReplicate"); return (a.X.DType, a.X.Shape); },
+            Grad = (g, n, dy) => One(g.Add(Op.TensorReduce, new[] { dy })),
+            Precision = PrecisionPolicy.LikeInputs,
+            Lowering = new NoKernel("identity forward: a view of its input (its gradient is the all-reduce)"),
+        };
+
+        yield return new OpDef(Op.TensorReduce, OpKind.Collective, 1)
+        {
+            Dsl = "TensorReduce",
+            Shape = a => { ShapeRules.RequireFloat(a.X, "TensorReduce"); return (a.X.DType, a.X.Shape); },
+            Grad = (g, n, dy) => One(dy),
+            Precision = PrecisionPolicy.LikeInputs,
+            Lowering = new KernelLowering(
+                c =>
+                {
+                    // In place when the memory plan aliased the result to its input (the program then copies nothing).
+                    c.Line($"TensorReduceInto({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)});");
+                },
+                // The GPU path has no tensor group yet (NCCL is not bound; the program refuses one): the identity.
+                c =>
+                {
+                    var ps = c.Params();
+                    c.OutParam(ps); c.InParam(ps, c.X.Id, "in0"); c.SizeParam(ps, "count", c.Numel(c.Node.Shape));
+                    c.Kernel("tensorreduce", ps, CudaGrid.Elements, c.Numel(c.Node.Shape), () =>
+                        c.Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = {c.Load(c.X.Id, "in0", "i")}; {c.Store(c.Node.Id, "i", "v")} }}"));
+                }),
+        };
+    }
+}

@@ -1,0 +1,141 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Kiln.Runtime;
+using Kiln.Runtime.Collectives;
+
+namespace Kiln;
+
+/// <summary>
+/// Lays out parameters for tensor parallelism (Megatron-style) and back: a model whose Linear fields are
+/// [ColumnParallel]/[RowParallel] and whose tensor degree is a hyperparameter compiles, at degree t, to the program of
+/// one tensor rank. These helpers move values between that rank's slab and the whole model's (the same model at
+/// degree 1): each split parameter (<see cref="ParameterSplit"/>) contributes the rank's piece of every group along its
+/// axis; replicated ones are copied whole. Set <see cref="ModelProgram.TensorGroup"/> on each rank's program so its
+/// <c>Ops.TensorReduce</c> sum over the group.
+/// </summary>
+public static class TensorParallel
+{
+    /// <summary>One contiguous run of values: its offset in the whole model's slab, in the rank's slab, and its length.</summary>
+    public readonly record struct Block(long Whole, long Rank, long Count);
+
+    /// <summary>
+    /// The runs of values rank <paramref name="rank"/> of <paramref name="size"/> holds of parameter <paramref name="whole"/>
+    /// (of the whole model) as its parameter <paramref name="mine"/>. Throws when the shapes do not fit the split.
+    /// </summary>
+    public static IEnumerable<Block> Blocks(ParameterInfo whole, ParameterInfo mine, int rank, int size)
+    {
+        ArgumentNullException.ThrowIfNull(whole);
+        ArgumentNullException.ThrowIfNull(mine);
+        if (mine.Split is not { } split)
+        {
+            if (!whole.Shape.SequenceEqual(mine.Shape))
+                throw new InvalidOperationException($"Parameter '{mine.Name}' is replicated over the tensor ranks but has shape [{string.Join(", ", mine.Shape)}] on a rank and [{string.Join(", ", whole.Shape)}] in the whole model.");
+            return new[] { new Block(whole.Offset, mine.Offset, whole.Length) };
+        }
+        int axis = whole.Shape.Length + split.Axis;
+        bool fits = axis >= 0 && axis < whole.Shape.Length && whole.Shape.Length == mine.Shape.Length
+            && Enumerable.Range(0, whole.Shape.Length).All(i => i == axis || whole.Shape[i] == mine.Shape[i])
+            && (long)mine.Shape[axis] * size == whole.Shape[axis] && mine.Shape[axis] % split.Groups == 0;
+        if (!fits)
+            throw new InvalidOperationException($"Parameter '{mine.Name}' of shape [{string.Join(", ", mine.Shape)}] is not one of {size} tensor-parallel pieces (axis {split.Axis}, {split.Groups} group(s)) of [{string.Join(", ", whole.Shape)}]; build the rank's program with the tensor degree {size}.");
+        return Runs(whole, mine, axis, split.Groups, rank);
+    }
+
+    private static IEnumerable<Block> Runs(ParameterInfo whole, ParameterInfo mine, int axis, int groups, int rank)
+    {
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= whole.Shape[i];
+        for (int i = axis + 1; i < whole.Shape.Length; i++) inner *= whole.Shape[i];
+        long wa = whole.Shape[axis], ma = mine.Shape[axis], piece = ma / groups, group = wa / groups;
+        for (long o = 0; o < outer; o++)
+            for (int k = 0; k < groups; k++)
+                yield return new Block(whole.Offset + (o * wa + k * group + rank * piece) * inner, mine.Offset + (o * ma + k * piece) * inner, piece * inner);
+    }
+
+    /// <summary>The parameters of <paramref name="whole"/> matched by name to those of <paramref name="mine"/> (the same model at another tensor degree).</summary>
+    private static IEnumerable<(ParameterInfo Whole, ParameterInfo Mine)> Pairs(ModelProgram whole, ModelProgram mine)
+    {
+        if (whole.ModelName != mine.ModelName || whole.Parameters.Count != mine.Parameters.Count)
+            throw new ArgumentException($"{whole.ModelName} ({whole.Parameters.Count} parameters) and {mine.ModelName} ({mine.Parameters.Count}) are not the same model at two tensor degrees.");
+        for (int p = 0; p < whole.Parameters.Count; p++)
+        {
+            if (whole.Parameters[p].Name != mine.Parameters[p].Name)
+                throw new ArgumentException($"Parameter #{p} is '{whole.Parameters[p].Name}' in the whole model but '{mine.Parameters[p].Name}' on the rank.");
+            yield return (whole.Parameters[p], mine.Parameters[p]);
+        }
+    }
+
+    /// <summary>Copies rank <paramref name="rank"/>'s piece of the whole model's values (<paramref name="wholeValues"/>: a parameter or gradient slab of <paramref name="whole"/>) into <paramref name="mineValues"/>.</summary>
+    public static void Scatter(ModelProgram whole, ReadOnlySpan<float> wholeValues, ModelProgram mine, Span<float> mineValues, int rank, int size)
+    {
+        ArgumentNullException.ThrowIfNull(whole);
+        ArgumentNullException.ThrowIfNull(mine);
+        foreach (var (w, m) in Pairs(whole, mine))
+            foreach (var b in Blocks(w, m, rank, size))
+                wholeValues.Slice((int)b.Whole, (int)b.Count).CopyTo(mineValues.Slice((int)b.Rank, (int)b.Count));
+    }
+
+    /// <summary>
+    /// Rebuilds the whole model's values from every rank's slab (<paramref name="ranks"/>[r]: rank r's values of
+    /// <paramref name="mine"/>). Replicated parameters are taken from rank 0.
+    /// </summary>
+    public static void Gather(ModelProgram mine, IReadOnlyList<float[]> ranks, ModelProgram whole, Span<float> wholeValues)
+    {
+        ArgumentNullException.ThrowIfNull(ranks);
+        foreach (var (w, m) in Pairs(whole, mine))
+            for (int r = m.Split is null ? 0 : ranks.Count - 1; r >= 0; r--)
+                foreach (var b in Blocks(w, m, r, ranks.Count))
+                    ranks[r].AsSpan((int)b.Rank, (int)b.Count).CopyTo(wholeValues.Slice((int)b.Whole, (int)b.Count));
+    }
+
+    /// <summary>
+    /// Every rank's <paramref name="values"/> (a slab of <paramref name="mine"/>) gathered over <paramref name="tensor"/> into
+    /// the whole model's layout, on every rank (an all-gather; every rank must call it).
+    /// </summary>
+    public static void Gather(ModelProgram mine, ReadOnlySpan<float> values, ICommunicator tensor, ModelProgram whole, Span<float> wholeValues)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        var all = new float[values.Length * tensor.Size];
+        tensor.AllGather(values, all);
+        int n = values.Length;
+        var ranks = Enumerable.Range(0, tensor.Size).Select(r => all.AsSpan(r * n, n).ToArray()).ToList();
+        Gather(mine, ranks, whole, wholeValues);
+    }
+
+    /// <summary>
+    /// Initialises this rank's program as its piece of the whole model initialised with <paramref name="seed"/>
+    /// (<paramref name="whole"/>: the same model at tensor degree 1): every tensor degree starts from the same weights.
+    /// </summary>
+    public static void Initialize(ModelProgram mine, ModelProgram whole, ulong seed, int rank, int size)
+    {
+        ArgumentNullException.ThrowIfNull(mine);
+        ArgumentNullException.ThrowIfNull(whole);
+        whole.InitParameters(seed);
+        whole.SyncParametersToHost();
+        Scatter(whole, whole.Params, mine, mine.Params, rank, size);
+        mine.ParametersChanged();
+    }
+
+    /// <summary>
+    /// The squared norm of <paramref name="values"/>[start, start + length) (<paramref name="values"/>: a whole slab of
+    /// <paramref name="program"/>, parameters or gradients) over the tensor group: split parameters' values summed over the ranks, replicated ones counted once. Every rank
+    /// of the tensor group must call it (one all-reduce when the group has more than one rank).
+    /// </summary>
+    public static double SquaredNorm(ModelProgram program, ReadOnlySpan<float> values, int start, int length)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        double split = 0, replicated = 0;
+        int end = start + length;
+        foreach (var p in program.Parameters)
+        {
+            long from = Math.Max(start, p.Offset), to = Math.Min(end, p.Offset + p.Length);
+            if (from >= to) continue;
+            double sq = 0;
+            for (long i = from; i < to; i++) sq += (double)values[(int)i] * values[(int)i];
+            if (p.Split is null) replicated += sq; else split += sq;
+        }
+        if (program.TensorGroup is { Size: > 1 } group) split = group.AllReduceSum(split);
+        return split + replicated;
+    }
+}

@@ -1,0 +1,235 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using Kiln.Runtime;
+using Kiln.Runtime.Collectives;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Kiln.Generators.Tests;
+
+/// <summary>
+/// Tensor parallelism (Megatron-style) on simulated ranks: an MLP written with [ColumnParallel]/[RowParallel] and
+/// Ops.TensorReplicate/TensorReduce, and a GPT from the module library (attention heads and MLP units split), compiled
+/// at tensor degree 2 (and 4 for the MLP), compute the one-device loss and — gathered — its gradients; TP = 2 and
+/// DP × TP = 2 × 2 (with ZeRO-1 and ZeRO-2, gradient accumulation and clipping on the global norm) train like one
+/// device on the whole batch.
+/// </summary>
+public sealed class TensorParallelTests
+{
+    private readonly ITestOutputHelper _out;
+    public TensorParallelTests(ITestOutputHelper output) => _out = output;
+
+    private const string Source = """
+        using Kiln;
+        using Kiln.Nn;
+        namespace T;
+
+        [Model]
+        public partial class Mlp(int din = 6, int hidden = 24, int dout = 3, int tensor = 1)
+        {
+            [ColumnParallel] Linear up = new(din, hidden / tensor);
+            [RowParallel] Linear down = new(hidden / tensor, dout);
+            Linear head = new(dout, dout);
+
+            public Tensor Forward([Shape("B", "din")] Tensor x) =>
+                head.Forward(Ops.Tanh(Ops.TensorReduce(Ops.MatMul(Ops.Gelu(up.Forward(Ops.TensorReplicate(x))), down.Weight.T)) + down.Bias));
+            [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
+        }
+
+        [Model]
+        public partial class Gpt(int vocab = 16, int context = 8, int dim = 32, int heads = 4, int layers = 2, int tensor = 1)
+        {
+            TiedEmbedding tokens = new(vocab, dim);
+            LearnedPositions positions = new(context, dim);
+            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads, tensor));
+            LayerNorm final = new(dim);
+
+            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
+            {
+                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
+                foreach (var block in blocks) x = block.Forward(x);
+                return tokens.Logits(final.Forward(x));
+            }
+
+            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
+        }
+        """;
+
+    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source));
+
+    /// <summary>The model at tensor degree <paramref name="tensor"/> (every other hyperparameter at its default).</summary>
+    private static ModelProgram New(string model, int tensor) =>
+        GeneratorHarness.CreateProgram(Models.Value, model, model == "T.Mlp" ? new object?[] { null, null, null, tensor } : new object?[] { null, null, null, null, null, tensor });
+
+    private const int Global = 8;
+
+    private static Batch Rows(string model, int seed, int step, int from, int count)
+    {
+        var rng = new Random(seed * 1000 + step);
+        if (model == "T.Mlp")
+        {
+            var x = Enumerable.Range(0, Global * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var y = Enumerable.Range(0, Global * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            return new Batch(("x", TensorData.Float(x.AsSpan(from * 6, count * 6).ToArray(), count, 6)), ("y", TensorData.Float(y.AsSpan(from * 3, count * 3).ToArray(), count, 3)));
+        }
+        var tok = Enumerable.Range(0, Global * 8).Select(_ => rng.Next(16)).ToArray();
+        var tgt = tok.Select(t => (t * 5 + 3) % 16).ToArray();
+        return new Batch(("idx", TensorData.Int(tok.AsSpan(from * 8, count * 8).ToArray(), count, 8)), ("targets", TensorData.Int(tgt.AsSpan(from * 8, count * 8).ToArray(), count, 8)));
+    }
+
+    private static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double rtol, ModelProgram? names = null)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 1e-3;
+        foreach (var v in expected) scale = Math.Max(scale, Math.Abs(v));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (Math.Abs(actual[i] - expected[i]) <= rtol * scale) continue;
+            var p = names?.Parameters.FirstOrDefault(x => x.Offset <= i && i < x.Offset + x.Length);
+            Assert.Fail($"{what}[{i}]{(p is null ? "" : $" ({p.Name} element {i - p.Offset})")}: {actual[i]:R} vs one device {expected[i]:R} (tolerance {rtol * scale:G3})");
+        }
+    }
+
+    [Theory]
+    [InlineData("T.Mlp", 2)]
+    [InlineData("T.Mlp", 4)]
+    [InlineData("T.Gpt", 2)]
+    [InlineData("T.Gpt", 4)]
+    public void Tensor_parallel_ranks_compute_the_one_device_loss_and_gradients(string model, int tp)
+    {
+        var whole = New(model, 1);
+        whole.InitParameters(11);
+        var batch = Rows(model, 3, 0, 0, Global);
+        whole.ZeroGrads();
+        float expected = whole.TrainStep(batch, new StepContext(1, 0, 0));
+
+        var ranks = Enumerable.Range(0, tp).Select(_ => New(model, tp)).ToArray();
+        Assert.Contains(ranks[0].Parameters, p => p.Split is not null);
+        Assert.True(ranks[0].Params.Length < whole.Params.Length, "a rank holds less than the whole model");
+        var losses = new float[tp];
+        InProcessGroup.Run(tp, comm =>
+        {
+            var program = ranks[comm.Rank];
+            TensorParallel.Initialize(program, New(model, 1), 11, comm.Rank, tp);
+            program.TensorGroup = comm;
+            program.ZeroGrads();
+            losses[comm.Rank] = program.TrainStep(batch, new StepContext(1, 0, 0));
+        }, axis: "tensor");
+        foreach (var l in losses)
+            Assert.True(Math.Abs(l - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"{model} TP={tp}: loss {l:R}, one device {expected:R}");
+        var grads = new float[whole.Grads.Length];
+        TensorParallel.Gather(ranks[0], ranks.Select(r => r.Grads).ToList(), whole, grads);
+        AssertClose($"{model} TP={tp} gradients", grads, whole.Grads, 1e-5);
+        // And the parameters went there and back unchanged.
+        var parameters = new float[whole.Params.Length];
+        TensorParallel.Gather(ranks[0], ranks.Select(r => r.Params).ToList(), whole, parameters);
+        Assert.True(parameters.AsSpan().SequenceEqual(whole.Params), "scatter then gather changed the parameters");
+    }
+
+    private const int Steps = 3;
+
+    /// <summary>
+    /// SGD with momentum (its state is sharded under ZeRO like AdamW's). Not AdamW: the attention's key bias has an
+    /// exactly zero gradient (softmax ignores a constant added to a query's scores), and AdamW turns the fp32 noise
+    /// around that zero, which differs with the order of additions, into steps of the full learning rate.
+    /// </summary>
+    private static Optimizer NewOptimizer() => new Sgd(momentum: 0.9f);
+
+    /// <summary>One device on the whole batch: losses, gradient norms and the final parameters.</summary>
+    private static (double[] Losses, double[] Norms, float[] Params) Single(string model, double clip)
+    {
+        var program = New(model, 1);
+        program.InitParameters(5);
+        var opt = NewOptimizer();
+        var losses = new double[Steps]; var norms = new double[Steps];
+        for (int s = 0; s < Steps; s++)
+        {
+            program.ZeroGrads();
+            losses[s] = program.TrainStep(Rows(model, 9, s, 0, Global), new StepContext(1, s, 0));
+            norms[s] = GradientClipping.GlobalNorm(program.Grads);
+            if (norms[s] > clip) program.ScaleGradients((float)(clip / (norms[s] + 1e-6)));
+            opt.Step(program, 0.05f);
+        }
+        return (losses, norms, (float[])program.Params.Clone());
+    }
+
+    [Theory]
+    [InlineData("T.Mlp", 1, 2, 1, ZeroStage.None)]
+    [InlineData("T.Mlp", 2, 2, 2, ZeroStage.OptimizerState)]
+    [InlineData("T.Gpt", 1, 2, 1, ZeroStage.None)]
+    [InlineData("T.Gpt", 2, 2, 1, ZeroStage.OptimizerState)]
+    [InlineData("T.Gpt", 2, 2, 2, ZeroStage.Gradients)]
+    public void Data_and_tensor_parallel_ranks_train_like_one_device(string model, int dp, int tp, int micro, ZeroStage zero)
+    {
+        const double clip = 0.5; // small enough that some steps clip: the global norm must be the one-device norm
+        var (l1, n1, p1) = Single(model, clip);
+        // Rank (d, t): data group t holds ranks (·, t); tensor group d holds ranks (d, ·).
+        var tensorGroups = Enumerable.Range(0, dp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
+        var dataGroups = Enumerable.Range(0, tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
+        var losses = new double[dp * tp][]; var norms = new double[dp * tp][];
+        var programs = new ModelProgram[dp * tp];
+        InProcessGroup.Run(dp * tp, world =>
+        {
+            int d = world.Rank / tp, t = world.Rank % tp;
+            var program = programs[world.Rank] = New(model, tp);
+            TensorParallel.Initialize(program, New(model, 1), 5, t, tp);
+            program.TensorGroup = tensorGroups[d][t];
+            var dpDriver = new DataParallel(program, NewOptimizer(), dataGroups[t][d], zero);
+            losses[world.Rank] = new double[Steps]; norms[world.Rank] = new double[Steps];
+            int rows = Global / dp, each = rows / micro;
+            for (int s = 0; s < Steps; s++)
+            {
+                var micros = Enumerable.Range(0, micro).Select(m => Rows(model, 9, s, d * rows + m * each, each)).ToList();
+                var r = dpDriver.Step(micros, new StepContext(1, s, 0), 0.05f, clip);
+                losses[world.Rank][s] = r.Loss; norms[world.Rank][s] = r.GradientNorm;
+            }
+        }, axis: "world");
+        for (int rank = 0; rank < dp * tp; rank++)
+            for (int s = 0; s < Steps; s++)
+            {
+                Assert.True(Math.Abs(losses[rank][s] - l1[s]) <= 1e-5 * (1 + Math.Abs(l1[s])), $"{model} DP={dp}×TP={tp} rank {rank} step {s}: loss {losses[rank][s]:R}, one device {l1[s]:R}");
+                Assert.True(Math.Abs(norms[rank][s] - n1[s]) <= 1e-4 * n1[s], $"{model} DP={dp}×TP={tp} rank {rank} step {s}: gradient norm {norms[rank][s]:R}, one device {n1[s]:R}");
+            }
+        Assert.Contains(n1, n => n > clip);
+        var whole = New(model, 1);
+        for (int d = 0; d < dp; d++)
+        {
+            var parameters = new float[p1.Length];
+            TensorParallel.Gather(programs[d * tp], Enumerable.Range(0, tp).Select(t => programs[d * tp + t].Params).ToList(), whole, parameters);
+            AssertClose($"{model} DP={dp}×TP={tp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole);
+        }
+        _out.WriteLine($"{model} DP={dp}×TP={tp}×{micro} {zero}: losses {string.Join(", ", l1.Select(v => v.ToString("F5")))}; norms {string.Join(", ", n1.Select(v => v.ToString("F4")))}");
+    }
+
+    [Fact]
+    public void A_rank_program_built_for_another_degree_is_refused_when_laid_out()
+    {
+        var whole = New("T.Mlp", 1);
+        var rank = New("T.Mlp", 2);
+        var e = Assert.Throws<InvalidOperationException>(() => TensorParallel.Scatter(whole, whole.Params, rank, rank.Params, 0, 4));
+        Assert.Contains("up.weight", e.Message);
+        Assert.Contains("tensor degree 4", e.Message);
+    }
+
+    [Fact]
+    public void On_one_rank_the_all_reduce_sums_in_place_and_the_replicate_is_a_view()
+    {
+        // The library GPT has the collectives but no copies for them: each TensorReduce's result is planned at its
+        // input's offset (the matmul's output), and TensorReplicate has no kernel.
+        var (output, _, _) = GeneratorHarness.Run(Source);
+        var generated = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()).Where(t => t.Contains("class Gpt", StringComparison.Ordinal) && t.Contains("TensorReduceInto(", StringComparison.Ordinal)));
+        var offsets = System.Text.RegularExpressions.Regex.Matches(generated, @"long (?<name>\w+) = (?<value>[^;]+);")
+            .GroupBy(m => m.Groups["name"].Value).ToDictionary(x => x.Key, x => x.Select(m => m.Groups["value"].Value).Distinct().ToList());
+        var calls = System.Text.RegularExpressions.Regex.Matches(generated, @"TensorReduceInto\((?<a>\w+), (?<o>\w+), (?<b>\w+), (?<p>\w+), ").ToList();
+        Assert.True(calls.Count >= 4, $"expected the forward and backward all-reduces of attention and MLP in the generated GPT, found {calls.Count}");
+        foreach (var call in calls)
+        {
+            Assert.Equal(call.Groups["a"].Value, call.Groups["b"].Value);
+            var (o, p) = (call.Groups["o"].Value, call.Groups["p"].Value);
+            Assert.True(offsets.ContainsKey(o) && offsets.ContainsKey(p) && offsets[o].SequenceEqual(offsets[p]), $"{call.Value}: {o} = {string.Join("|", offsets.GetValueOrDefault(o) ?? new())}, {p} = {string.Join("|", offsets.GetValueOrDefault(p) ?? new())}");
+        }
+        Assert.DoesNotContain("tensorreplicate", generated.Split('\n').Where(l => l.Contains("// k", StringComparison.Ordinal)).Select(l => l.Split('=')[1]));
+    }
+}
