@@ -180,11 +180,17 @@ public abstract partial class ModelProgram
     /// </summary>
     protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
+        int ranks = _tensorGroup?.Size ?? 1;
+        if (ranks != TensorDegree)
+            throw new InvalidOperationException($"{ModelName} is built for tensor degree {TensorDegree} (its 'tensor' hyperparameter) but its TensorGroup has {ranks} rank(s): " +
+                (TensorDegree > 1 ? $"set program.TensorGroup to a communicator of {TensorDegree} ranks and lay out its parameters with TensorParallel." : "construct it with tensor equal to the group's size."));
         if (!ReferenceEquals(source, target) || sourceOffset != targetOffset)
             Array.Copy(source, sourceOffset, target, targetOffset, count);
-        if (_tensorGroup is { Size: > 1 } group)
-            group.AllReduceSum(target.AsSpan(checked((int)targetOffset), checked((int)count)));
+        if (ranks > 1) _tensorGroup!.AllReduceSum(target.AsSpan(checked((int)targetOffset), checked((int)count)));
     }
+
+    /// <summary>The tensor degree the program was built for: its model's int hyperparameter named <c>tensor</c> (1 without one).</summary>
+    public virtual int TensorDegree => 1;
 
     /// <summary>
     /// Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>,
@@ -205,7 +211,9 @@ public abstract partial class ModelProgram
     public virtual void ZeroGrads() => Array.Clear(Grads);
 
     /// <summary>The global L2 norm of the gradients (NaN or ∞ when any is not finite).</summary>
-    public virtual double GradientNorm() => GradientClipping.GlobalNorm(Grads);
+    public virtual double GradientNorm() => _tensorGroup is { Size: > 1 }
+        ? Math.Sqrt(TensorParallel.SquaredNorm(this, Grads, 0, Grads.Length)) // split parameters summed over the tensor ranks
+        : GradientClipping.GlobalNorm(Grads);
 
     /// <summary>Multiplies every gradient by <paramref name="factor"/> (averaging, unscaling, clipping).</summary>
     public virtual void ScaleGradients(float factor) => GradientClipping.Scale(Grads, factor);

@@ -23,17 +23,17 @@ public sealed class ParallelPlanTests
     public ParallelPlanTests(ITestOutputHelper output) => _out = output;
 
     /// <summary>A GPT from the module library with a [Parallel] declaration and hyperparameter defaults given as text.</summary>
-    private static string Gpt(string name, string parallel, int vocab = 128, int heads = 2, int layers = 2, int dim = 16, int context = 8) => $$"""
+    private static string Gpt(string name, string parallel, int vocab = 128, int heads = 2, int layers = 2, int dim = 16, int context = 8, bool tensor = false) => $$"""
         using Kiln;
         using Kiln.Nn;
         namespace Q;
 
         [Model, Parallel({{parallel}})]
-        public partial class {{name}}(int vocab = {{vocab}}, int context = {{context}}, int dim = {{dim}}, int heads = {{heads}}, int layers = {{layers}})
+        public partial class {{name}}(int vocab = {{vocab}}, int context = {{context}}, int dim = {{dim}}, int heads = {{heads}}, int layers = {{layers}}{{(tensor ? ", int tensor = 1" : "")}})
         {
             TiedEmbedding tokens = new(vocab, dim);
             LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads));
+            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads{{(tensor ? ", tensor" : "")}}));
             LayerNorm final = new(dim);
 
             public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
@@ -101,10 +101,11 @@ public sealed class ParallelPlanTests
         => AssertDiagnostic(Mlp("M", "Data = 4, MicroBatches = 2, Batch = 20"), "KILN4005", DiagnosticSeverity.Error, "Batch = 20", "Data = 4", "MicroBatches = 2", "Batch = 16 or Batch = 24");
 
     [Fact]
-    public void A_layout_that_passes_every_rule_builds_with_a_warning_that_tensor_and_pipeline_splits_are_not_run_yet()
+    public void A_layout_that_passes_every_rule_builds_with_warnings_for_pipeline_stages_and_for_a_tensor_degree_without_tensor_layers()
     {
         var source = Gpt("G", "Data = 2, Tensor = 2, Pipeline = 2, MicroBatches = 4, Batch = 16, Sequence = 8");
-        AssertDiagnostic(source, "KILN4006", DiagnosticSeverity.Warning, "Tensor = 2", "Pipeline = 2");
+        AssertDiagnostic(source, "KILN4006", DiagnosticSeverity.Warning, "Pipeline = 2", "does not split the model into stages");
+        AssertDiagnostic(source, "KILN4007", DiagnosticSeverity.Warning, "Tensor = 2", "no int hyperparameter 'tensor'");
         Assert.DoesNotContain(Kiln(source), d => d.Severity == DiagnosticSeverity.Error);
         var report = (string)GeneratorHarness.Build(source).GetType("Q.G")!.GetField("KilnPlanReport")!.GetValue(null)!;
         _out.WriteLine(report);
@@ -113,12 +114,16 @@ public sealed class ParallelPlanTests
         Assert.Contains("vocabulary 128 is a multiple of tensor degree × 64 = 128", report);
         Assert.Contains("Pipeline bubble: 20.0%", report); // (p − 1) / (m + p − 1) = 1 / 5
 
-        // What the warning says: a run refuses the split it cannot do, naming it.
+        // What the warning says: a run refuses the pipeline split it cannot do, naming it.
         var program = GeneratorHarness.CreateProgram(GeneratorHarness.Build(source), "Q.G");
         Assert.Equal(new ParallelLayout(2, 2, 2, 4, ZeroStage.None, 16, 8), program.Layout);
         var e = Assert.Throws<NotSupportedException>(() => new Trainer(program, new TrainOptions()));
-        Assert.Contains("Tensor = 2, Pipeline = 2", e.Message);
+        Assert.Contains("Pipeline = 2", e.Message);
         InProcessGroup.Run(2, comm => Assert.Throws<NotSupportedException>(() => new DataParallel(program, new AdamW(), comm)));
+
+        // With tensor-parallel layers (a 'tensor' hyperparameter passed to the blocks) the tensor degree is not warned about.
+        var split = Gpt("H", "Data = 2, Tensor = 2, Batch = 16, Sequence = 8", tensor: true);
+        Assert.DoesNotContain(Kiln(split), d => d.Id is "KILN4006" or "KILN4007");
     }
 
     [Theory]
@@ -179,7 +184,9 @@ public sealed class ParallelPlanTests
         Mlp("M1", "Data = 4, MicroBatches = 2, Zero = ZeroStage.OptimizerState, Batch = 24"),
         Mlp("M2", "Data = 2, MicroBatches = 3, Zero = ZeroStage.Gradients, Batch = 24"),
         Gpt("G0", "Data = 2, MicroBatches = 2, Batch = 8, Sequence = 8"),
-        Gpt("G2", "Data = 4, Zero = ZeroStage.Gradients, Batch = 8, Sequence = 8")));
+        Gpt("G2", "Data = 4, Zero = ZeroStage.Gradients, Batch = 8, Sequence = 8"),
+        Gpt("GT", "Data = 2, Tensor = 2, Zero = ZeroStage.OptimizerState, Batch = 8, Sequence = 8", tensor: true),
+        Gpt("GU", "Tensor = 2, MicroBatches = 2, Batch = 8, Sequence = 8", heads: 4, dim: 32, tensor: true)));
 
     /// <summary>
     /// Runs one data-parallel step of <paramref name="type"/> on the plan's ranks and micro-batches with random data and
@@ -187,34 +194,40 @@ public sealed class ParallelPlanTests
     /// </summary>
     private static Dictionary<string, long> Measure(Assembly asm, string type, JsonElement plan)
     {
-        int world = plan.GetProperty("mesh").GetProperty("data").GetInt32(), micro = plan.GetProperty("microBatches").GetInt32();
-        int rows = plan.GetProperty("microBatchRows").GetInt32();
+        int dp = plan.GetProperty("mesh").GetProperty("data").GetInt32(), tp = plan.GetProperty("mesh").GetProperty("tensor").GetInt32();
+        int micro = plan.GetProperty("microBatches").GetInt32(), rows = plan.GetProperty("microBatchRows").GetInt32();
         var zero = (ZeroStage)plan.GetProperty("zero").GetInt32();
         bool gpt = type.Contains(".G", StringComparison.Ordinal);
-        var measured = new Dictionary<string, long>[world];
-        InProcessGroup.Run(world, comm =>
+        var measured = new Dictionary<string, long>[dp * tp];
+        var tensorGroups = Enumerable.Range(0, dp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
+        var dataGroups = Enumerable.Range(0, tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
+        InProcessGroup.Run(dp * tp, world =>
         {
-            var program = GeneratorHarness.CreateProgram(asm, type);
+            int d = world.Rank / tp, t = world.Rank % tp;
+            var program = tp > 1 ? GeneratorHarness.CreateProgram(asm, type, null, null, null, null, null, tp) : GeneratorHarness.CreateProgram(asm, type);
             program.InitParameters(7);
+            if (tp > 1) program.TensorGroup = tensorGroups[d][t];
             var optimizer = new AdamW();
-            var dp = new DataParallel(program, optimizer, comm, zero);
-            var rng = new Random(comm.Rank);
+            var dpDriver = new DataParallel(program, optimizer, dataGroups[t][d], zero);
+            var rng = new Random(d);
             Batch MicroBatch() => gpt
                 ? new Batch(("idx", TensorData.Int(Enumerable.Range(0, rows * 8).Select(_ => rng.Next(128)).ToArray(), rows, 8)),
                             ("targets", TensorData.Int(Enumerable.Range(0, rows * 8).Select(_ => rng.Next(128)).ToArray(), rows, 8)))
                 : new Batch(("x", TensorData.Float(Enumerable.Range(0, rows * 6).Select(_ => (float)rng.NextDouble()).ToArray(), rows, 6)),
                             ("y", TensorData.Float(Enumerable.Range(0, rows * 3).Select(_ => (float)rng.NextDouble()).ToArray(), rows, 3)));
-            var step = dp.Step(Enumerable.Range(0, micro).Select(_ => MicroBatch()).ToList(), new StepContext(1, 0, 0), 1e-3f);
-            measured[comm.Rank] = new Dictionary<string, long>
+            long tensorBefore = program.TensorGroup?.BytesSent ?? 0;
+            var step = dpDriver.Step(Enumerable.Range(0, micro).Select(_ => MicroBatch()).ToList(), new StepContext(1, 0, 0), 1e-3f);
+            measured[world.Rank] = new Dictionary<string, long>
             {
                 ["parameterBytes"] = program.Params.Length * 4L,
                 ["gradientBytes"] = program.Grads.Length * 4L,
                 ["optimizerStateBytes"] = optimizer.State.Values.Sum(a => (long)a.Length) * 4,
-                ["bufferBytes"] = dp.BufferBytes,
+                ["bufferBytes"] = dpDriver.BufferBytes,
                 ["activationBytes"] = program.ArenaBytes,
-                ["communicationBytesPerRank"] = step.BytesSent,
+                ["data"] = step.BytesSent,
+                ["tensor"] = (program.TensorGroup?.BytesSent ?? 0) - tensorBefore,
             };
-        });
+        }, axis: "world");
         return measured[0];
     }
 
@@ -224,20 +237,24 @@ public sealed class ParallelPlanTests
     [InlineData("Q.M2")]
     [InlineData("Q.G0")]
     [InlineData("Q.G2")]
-    public void The_plan_reports_the_memory_and_traffic_simulated_data_parallel_ranks_measure(string type)
+    [InlineData("Q.GT")]
+    [InlineData("Q.GU")]
+    public void The_plan_reports_the_memory_and_traffic_simulated_ranks_measure(string type)
     {
         var plan = Plan(Planned.Value, type);
         _out.WriteLine(plan.ToString());
         var measured = Measure(Planned.Value, type, plan);
         var perRank = plan.GetProperty("perRank");
+        long Axis(string axis) => plan.GetProperty("collectives").EnumerateArray().Where(c => c.GetProperty("axis").GetString() == axis).Sum(c => c.GetProperty("bytesPerRank").GetInt64());
+        Assert.Equal(Axis("data") + Axis("tensor"), plan.GetProperty("communicationBytesPerRank").GetInt64());
         foreach (var (key, value) in measured)
         {
-            long planned = key == "communicationBytesPerRank" ? plan.GetProperty(key).GetInt64() : perRank.GetProperty(key).GetInt64();
+            long planned = key is "data" or "tensor" ? Axis(key) : perRank.GetProperty(key).GetInt64();
             _out.WriteLine($"{key}: planned {planned}, measured {value}");
             // The stated error is zero: the report counts exactly what the runtime allocates and sends.
             Assert.True(planned == value, $"{type} {key}: the plan says {planned} bytes per rank, rank 0 measured {value}");
         }
-        Assert.Equal(measured.Where(kv => kv.Key != "communicationBytesPerRank").Sum(kv => kv.Value), perRank.GetProperty("totalBytes").GetInt64());
+        Assert.Equal(measured.Where(kv => kv.Key is not ("data" or "tensor")).Sum(kv => kv.Value), perRank.GetProperty("totalBytes").GetInt64());
     }
 
     [Fact]

@@ -124,8 +124,10 @@ internal static class Descriptors
         "'{0}' has a vocabulary of {1}{2}, not a multiple of Tensor ({3}) × 64 = {4}: the vocabulary-parallel embedding and cross-entropy split it evenly. Pad it to {5} (the extra rows are never targets)", Shard);
     public static readonly DiagnosticDescriptor BatchNotDivisible = E("KILN4005", "Batch not divisible by data ranks × micro-batches",
         "'{0}' plans a global Batch = {1}, which does not divide over Data = {2} ranks × MicroBatches = {3}; use {4}", Shard);
-    public static readonly DiagnosticDescriptor SplitNotBuilt = E("KILN4006", "Tensor and pipeline parallelism are checked but not run yet",
-        "'{0}' declares Tensor = {1} and Pipeline = {2}: Kiln checks the layout and reports it, but this version runs only the data axis (a run with a tensor or pipeline degree over 1 is refused). Set Tensor = 1 and Pipeline = 1 to train now", Shard, DiagnosticSeverity.Warning);
+    public static readonly DiagnosticDescriptor PipelineNotBuilt = E("KILN4006", "Pipeline parallelism is checked but not run yet",
+        "'{0}' declares Pipeline = {1}: Kiln checks the layout and reports it, but this version does not split the model into stages (a run with Pipeline over 1 is refused). Set Pipeline = 1 to train now", Shard, DiagnosticSeverity.Warning);
+    public static readonly DiagnosticDescriptor NoTensorParallelLayers = E("KILN4007", "A tensor degree without tensor-parallel layers",
+        "'{0}' declares Tensor = {1} but {2}, so every tensor rank would hold and compute the whole model. Give the model an int hyperparameter 'tensor' and pass it to its layers (Kiln.Nn's GptBlock, LlamaBlock, CausalSelfAttention, GeluMlp and SwiGlu take one), or declare Tensor = 1", Shard, DiagnosticSeverity.Warning);
     public static readonly DiagnosticDescriptor PlanOverMemory = E("KILN5001", "The plan does not fit device memory",
         "'{0}' needs {1} per rank, more than KilnDeviceMemory = {2} ({3}). What fits: {4}", Memory);
     public static readonly DiagnosticDescriptor BadDeviceMemory = E("KILN5002", "KilnDeviceMemory is not a size",

@@ -42,6 +42,8 @@ internal static class CudaHostEmitter
         w.Open($"private {ProgramClass}(global::Kiln.Runtime.Cuda.IGpu __kiln_gpu, global::Kiln.PrecisionMode __kiln_precision, global::System.Collections.Generic.List<global::Kiln.Runtime.ParameterInfo> __kiln_table{sep}{ctorParams}) : " +
                $"base(__kiln_gpu, __kiln_precision, __kiln_table, __kiln_table.Count == 0 ? 0 : __kiln_table[__kiln_table.Count - 1].Offset + __kiln_table[__kiln_table.Count - 1].Length, {SymbolNames.Str(spec.Name)}, {SymbolNames.Str(cuda.FileName)}, KilnCudaSource, __kernels)");
         foreach (var h in root.Hypers) w.Line(h.Type is "float" or "double" ? $"_f_{h.Name} = {h.Name};" : $"_h_{h.Name} = {h.Name};");
+        if (root.Hypers.Any(h => h.Name == ParallelPlanner.TensorHyper && h.Type is "int" or "long"))
+            w.Line($"if (_h_{ParallelPlanner.TensorHyper} != 1) throw new global::System.NotSupportedException({SymbolNames.Str(spec.Name + " with tensor > 1 is one tensor-parallel rank; tensor parallelism runs on CPU programs only so far (NCCL is not bound). Use tensor = 1 on the GPU.")});");
         w.Line("_po = new long[__kiln_table.Count];");
         w.Line("for (int i = 0; i < __kiln_table.Count; i++) _po[i] = __kiln_table[i].Offset;");
         w.Close();

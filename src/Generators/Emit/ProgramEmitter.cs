@@ -93,6 +93,8 @@ internal static class ProgramEmitter
         w.Line();
 
         EmitHyperChecks(w, cm, root, names);
+        if (root.Hypers.Any(h => h.Name == ParallelPlanner.TensorHyper && h.Type is "int" or "long"))
+            w.Line($"public override int TensorDegree => checked((int)_h_{ParallelPlanner.TensorHyper});");
 
         w.Line($"public override string ModelName => {SymbolNames.Str(spec.Name)};");
         w.Line("public override long ArenaBytes => _arenaBytes;");

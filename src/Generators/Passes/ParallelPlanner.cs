@@ -148,15 +148,19 @@ internal sealed class PlanReport
 
 /// <summary>
 /// Plans a model's parallel layout at build time: the divisibility rules of its [Parallel] mesh as located errors
-/// (KILN4001–KILN4005) with the fix, a warning that the tensor and pipeline splits are checked but not run yet
-/// (KILN4006), and the plan report. Figures are what Kiln's data-parallel runtime holds and sends (DataParallel,
-/// AdamW, the program's arena), at the hyperparameters' defaults and the declared batch and sequence; a plan over
-/// <c>KilnDeviceMemory</c> is KILN5001, listing the options that would fit.
+/// (KILN4001–KILN4005) with the fix, warnings for pipeline stages (checked, not run: KILN4006) and for a tensor degree
+/// the model has no tensor-parallel layers for (KILN4007), and the plan report. Figures are what one rank's program
+/// and Kiln's runtime hold and send (DataParallel, AdamW, the arena, Ops.TensorReduce), at the hyperparameters'
+/// defaults — with the model's <c>tensor</c> hyperparameter bound to the plan's tensor degree — and the declared batch
+/// and sequence; a plan over <c>KilnDeviceMemory</c> is KILN5001, listing the options that would fit.
 /// </summary>
 internal static class ParallelPlanner
 {
     /// <summary>The data-parallel gradient bucket (values), as DataParallel's default.</summary>
     public const int BucketValues = 1 << 20;
+
+    /// <summary>The model's hyperparameter that is its tensor degree (what its tensor-parallel layers divide by).</summary>
+    public const string TensorHyper = "tensor";
 
     /// <summary>The vocabulary multiple per tensor rank (Megatron pads to 128 per rank; 64 keeps GEMM tiles whole).</summary>
     public const int VocabularyMultiple = 64;
@@ -206,8 +210,11 @@ internal static class ParallelPlanner
         }
         string Where(SourceRef src) => src.Line == 0 ? "" : $" ({src}: {src.Text})";
 
-        // ── Divisibility rules of the mesh ──
+        // ── Divisibility rules of the mesh, on the whole model (tensor = 1) ──
         var nodes = AllNodes(train, 1).ToList();
+        bool tensorHyper = root.Hypers.Any(h => h.Name == TensorHyper && h.Type is "int" or "long");
+        bool tensorLayers = tensorHyper && nodes.Any(x => x.Node.Op == Op.TensorReduce);
+        if (tensorHyper) env[TensorHyper] = 1;
         if (p.Tensor > 1)
         {
             foreach (var (g, att, _) in nodes.Where(x => x.Node.Op == Op.Attention).GroupBy(x => x.Node.Src).Select(x => x.First()))
@@ -246,11 +253,19 @@ internal static class ParallelPlanner
                 diags.Add(DiagnosticInfo.Create("KILN4003", p.Loc, spec.Name, p.MicroBatches.ToString(CultureInfo.InvariantCulture), p.Pipeline.ToString(CultureInfo.InvariantCulture),
                     (4 * p.Pipeline).ToString(CultureInfo.InvariantCulture), (Bubble(p.Pipeline, 4 * p.Pipeline) * 100).ToString("0", CultureInfo.InvariantCulture) + "%"));
         }
-        if (p.Tensor > 1 || p.Pipeline > 1)
+        if (p.Pipeline > 1)
         {
-            diags.Add(DiagnosticInfo.Create("KILN4006", p.Loc, spec.Name, p.Tensor.ToString(CultureInfo.InvariantCulture), p.Pipeline.ToString(CultureInfo.InvariantCulture)));
-            report.Notes.Add("The tensor and pipeline splits are checked but not built yet: every rank holds and computes the whole model, so the per-rank figures are the unsplit ones (an upper bound).");
+            diags.Add(DiagnosticInfo.Create("KILN4006", p.Loc, spec.Name, p.Pipeline.ToString(CultureInfo.InvariantCulture)));
+            report.Notes.Add("Pipeline stages are checked but not built yet: every rank holds every layer, so the per-rank figures are the unstaged ones (an upper bound).");
         }
+        if (p.Tensor > 1 && !tensorLayers)
+        {
+            diags.Add(DiagnosticInfo.Create("KILN4007", p.Loc, spec.Name, p.Tensor.ToString(CultureInfo.InvariantCulture),
+                tensorHyper ? "it has no tensor-parallel layers (no Ops.TensorReduce)" : $"it has no int hyperparameter '{TensorHyper}'"));
+            report.Notes.Add("The model has no tensor-parallel layers: every tensor rank holds and computes the whole model.");
+        }
+        // From here on: one rank's program (the tensor degree bound to the plan's).
+        if (tensorLayers) { env[TensorHyper] = p.Tensor; report.Notes.Add($"Per-rank figures are one tensor rank's program ({TensorHyper} = {p.Tensor})."); }
 
         // ── Memory per rank, as the data-parallel runtime holds it ──
         var n = Sym.Zero;
@@ -285,6 +300,22 @@ internal static class ParallelPlanner
             }
             if (p.Zero > 0) report.Collectives.Add(new PlannedCollective("all-gather", "data", "updated parameter shards (fp32)", 1, Figure.Of((long)(d - 1) * shard!.Value * 4)));
         }
+        if (tensorLayers && p.Tensor > 1)
+        {
+            int t = p.Tensor;
+            var perMicro = Sym.Zero; var calls = Sym.Zero;
+            foreach (var (g, node, times) in nodes.Where(x => x.Node.Op == Op.TensorReduce))
+            {
+                // Each call sends 2(t − 1)/t of its values (a ring all-reduce), rounded down per call as the engines count.
+                perMicro += Sym.Div(Shapes.Numel(node.Shape) * (2L * (t - 1) * sizeof(float)), Sym.Const(t)) * times;
+                calls += times;
+            }
+            var bytes = Eval(perMicro) * p.MicroBatches;
+            var callCount = Eval(calls);
+            report.Collectives.Add(new PlannedCollective("all-reduce", "tensor", "activations forward and their gradients backward (Ops.TensorReduce)",
+                (int)((callCount.Value ?? 0) * p.MicroBatches), bytes));
+            report.Collectives.Add(new PlannedCollective("all-reduce", "tensor", "squared norm of the split parameters' gradients (fp64 scalar)", 1, Figure.Of(2L * (t - 1) * sizeof(double) / t)));
+        }
         report.CommunicationBytes = report.Collectives.Aggregate(Figure.Of(0), (a, c) => a + c.BytesPerRank);
 
         // ── FLOPs (matmul and attention products of the training step, loops counted by their trip count) ──
@@ -293,7 +324,7 @@ internal static class ParallelPlanner
             flops += NodeFlops(g, node) * times;
         report.FlopsPerMicroBatch = Eval(flops);
         report.FlopsPerRankStep = report.FlopsPerMicroBatch * p.MicroBatches;
-        report.FlopsPerStep = report.FlopsPerRankStep * p.Data;
+        report.FlopsPerStep = report.FlopsPerRankStep * ((long)p.Data * (tensorLayers ? p.Tensor : 1));
         report.Bubble = Bubble(p.Pipeline, p.MicroBatches);
 
         // ── Device memory ──

@@ -29,6 +29,7 @@ public sealed partial class DataParallel
         ArgumentNullException.ThrowIfNull(directory);
         string dir = Path.GetFullPath(directory);
         Directory.CreateDirectory(dir);
+        if (_program.TensorGroup is { Size: > 1 } tensor) { SaveWhole(dir, step, tensor); return; }
         int rank = Communicator.Rank, world = Communicator.Size;
         if (rank == 0) _program.SaveParameters(Path.Combine(dir, ParametersFile), new Dictionary<string, string> { ["model"] = _program.ModelName });
         bool writesState = Zero != ZeroStage.None || rank == 0;
@@ -53,7 +54,7 @@ public sealed partial class DataParallel
                 return new ShardEntry(ShardFile(r, world), s, l);
             }).ToArray();
             var index = new CheckpointIndex(1, _program.ModelName, step, world, (int)Zero, _program.Params.Length, _optimizer.GetType().Name,
-                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, shards);
+                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, shards, 1);
             AtomicFile.Write(Path.Combine(dir, IndexFile), stream => JsonSerializer.Serialize(stream, index, IndexJson.Default.CheckpointIndex));
         }
         Communicator.Barrier();
@@ -74,10 +75,13 @@ public sealed partial class DataParallel
         CheckpointIndex index;
         using (var s = File.OpenRead(indexPath))
             index = JsonSerializer.Deserialize(s, IndexJson.Default.CheckpointIndex) ?? throw new InvalidDataException($"{indexPath} is empty.");
-        if (index.Model != _program.ModelName || index.Parameters != _program.Params.Length)
-            throw new InvalidDataException($"{dir} holds {index.Model} with {index.Parameters} parameters, not {_program.ModelName} with {_program.Params.Length}.");
+        int degree = _program.TensorGroup?.Size ?? 1;
+        long wholeCount = degree > 1 ? TensorParallel.WholeParameters(_program, degree).Sum(p => p.Length) : _program.Params.Length;
+        if (index.Model != _program.ModelName || index.Parameters != wholeCount)
+            throw new InvalidDataException($"{dir} holds {index.Model} with {index.Parameters} parameters, not {_program.ModelName} with {wholeCount}{(degree > 1 ? $" (the whole model of this tensor rank's {_program.Params.Length})" : "")}.");
         if (index.Optimizer != _optimizer.GetType().Name || !index.Slabs.SequenceEqual(_optimizer.StateNames))
             throw new InvalidDataException($"{dir} holds {index.Optimizer} state ({string.Join(", ", index.Slabs)}), not {_optimizer.GetType().Name}'s.");
+        if (_program.TensorGroup is { Size: > 1 } tensor) return LoadWhole(dir, index, tensor);
         _program.LoadParameters(Path.Combine(dir, index.ParametersFile));
 
         var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
@@ -98,11 +102,115 @@ public sealed partial class DataParallel
         else _optimizer.LoadShardState(index.OptimizerSteps, state, start);
         return index.Step;
     }
+
+    /// <summary>
+    /// Under tensor parallelism: the whole model's parameters and optimizer state (each rank's slab gathered over the
+    /// tensor group, the ZeRO shards over the data group first), written by the first rank of both groups as one
+    /// parameters file and one state file in the whole model's layout, so any data × tensor layout (tensor 1 included)
+    /// loads it. Gathers the whole model on every rank while it saves.
+    /// </summary>
+    private void SaveWhole(string dir, long step, ICommunicator tensor)
+    {
+        var whole = TensorParallel.WholeParameters(_program, tensor.Size);
+        int wholeCount = checked((int)whole.Sum(p => p.Length));
+        bool writer = Communicator.Rank == 0 && tensor.Rank == 0;
+        _program.SyncParametersToHost();
+        var wholeParams = new float[wholeCount];
+        TensorParallel.Gather(_program, _program.Params, tensor, whole, wholeParams);
+        var states = new Dictionary<string, float[]>();
+        foreach (var name in _optimizer.StateNames)
+        {
+            var slab = RankSlabState(name);
+            var w = new float[wholeCount];
+            TensorParallel.Gather(_program, slab, tensor, whole, w);
+            states[name] = w;
+        }
+        if (writer)
+        {
+            var parameters = new SafeTensorsWriter();
+            foreach (var p in whole) parameters.Add(p.Name, wholeParams.AsMemory((int)p.Offset, (int)p.Length), p.Shape.Select(d => (long)d).ToArray());
+            parameters.Metadata["model"] = _program.ModelName;
+            parameters.Save(Path.Combine(dir, ParametersFile));
+            var state = new SafeTensorsWriter();
+            foreach (var name in _optimizer.StateNames) state.Add("optimizer." + name, states[name], wholeCount);
+            state.Metadata["start"] = "0";
+            state.Metadata["length"] = wholeCount.ToString(CultureInfo.InvariantCulture);
+            state.Save(Path.Combine(dir, WholeStateFile));
+        }
+        MeshBarrier(tensor);
+        if (writer)
+        {
+            var index = new CheckpointIndex(1, _program.ModelName, step, Communicator.Size, (int)Zero, wholeCount, _optimizer.GetType().Name,
+                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, new[] { new ShardEntry(WholeStateFile, 0, wholeCount) }, tensor.Size);
+            AtomicFile.Write(Path.Combine(dir, IndexFile), stream => JsonSerializer.Serialize(stream, index, IndexJson.Default.CheckpointIndex));
+        }
+        MeshBarrier(tensor);
+    }
+
+    private const string WholeStateFile = "optimizer-whole.safetensors";
+
+    /// <summary>Every rank of the data × tensor mesh has arrived (the tensor group, then the data group: transitively all).</summary>
+    private void MeshBarrier(ICommunicator tensor) { tensor.Barrier(); Communicator.Barrier(); }
+
+    /// <summary>This rank's optimizer state <paramref name="name"/> over its whole slab (under ZeRO, the data ranks' shards all-gathered).</summary>
+    private float[] RankSlabState(string name)
+    {
+        int n = _program.Params.Length;
+        var state = _optimizer.State;
+        if (Zero == ZeroStage.None) return state.TryGetValue(name, out var full) ? full : new float[n];
+        var mine = new float[_shard];
+        if (state.TryGetValue(name, out var shard)) Array.Copy(shard, 0, mine, 0, _length);
+        var all = new float[_shard * Communicator.Size];
+        Communicator.AllGather(mine, all);
+        return all.AsSpan(0, n).ToArray();
+    }
+
+    /// <summary>Loads a checkpoint into a tensor-parallel rank: the whole model's values read by name, this rank's piece scattered out.</summary>
+    private long LoadWhole(string dir, CheckpointIndex index, ICommunicator tensor)
+    {
+        var whole = TensorParallel.WholeParameters(_program, tensor.Size);
+        int wholeCount = checked((int)whole.Sum(p => p.Length));
+        var wholeParams = new float[wholeCount];
+        using (var file = SafeTensorsFile.Open(Path.Combine(dir, index.ParametersFile)))
+            foreach (var p in whole)
+            {
+                if (!file.Contains(p.Name)) throw new InvalidDataException($"{index.ParametersFile} has no '{p.Name}'.");
+                var shape = file[p.Name].Shape;
+                if (!shape.SequenceEqual(p.Shape.Select(d => (long)d)))
+                    throw new InvalidDataException($"{index.ParametersFile}: '{p.Name}' is [{string.Join(", ", shape)}], the whole model needs [{string.Join(", ", p.Shape)}].");
+                file.ReadFloats(p.Name, wholeParams.AsSpan((int)p.Offset, (int)p.Length));
+            }
+        TensorParallel.Scatter(whole, wholeParams, _program, _program.Params, tensor.Rank, tensor.Size);
+        _program.ParametersChanged();
+
+        var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
+        var state = new Dictionary<string, float[]>();
+        foreach (var name in _optimizer.StateNames)
+        {
+            var wholeState = new float[wholeCount];
+            foreach (var shard in index.Shards)
+            {
+                using var file = SafeTensorsFile.Open(Path.Combine(dir, shard.File));
+                var values = file.ReadFloats("optimizer." + name);
+                if (values.Length != shard.Length) throw new InvalidDataException($"{shard.File}: optimizer.{name} holds {values.Length} values, the index says {shard.Length}.");
+                Array.Copy(values, 0, wholeState, shard.Start, shard.Length);
+            }
+            var slab = new float[_program.Params.Length];
+            TensorParallel.Scatter(whole, wholeState, _program, slab, tensor.Rank, tensor.Size);
+            state[name] = slab.AsSpan(start, length).ToArray();
+        }
+        if (Zero == ZeroStage.None) _optimizer.LoadState(index.OptimizerSteps, state);
+        else _optimizer.LoadShardState(index.OptimizerSteps, state, start);
+        return index.Step;
+    }
 }
 
-/// <summary>The index of a sharded checkpoint (written last).</summary>
+/// <summary>
+/// The index of a sharded checkpoint (written last). <paramref name="Tensor"/>: the tensor degree it was saved at (its
+/// files hold the whole model either way; 0 in indexes written before tensor parallelism means 1).
+/// </summary>
 internal sealed record CheckpointIndex(int Version, string Model, long Step, int World, int Zero, int Parameters, string Optimizer, long OptimizerSteps,
-    string[] Slabs, string ParametersFile, ShardEntry[] Shards);
+    string[] Slabs, string ParametersFile, ShardEntry[] Shards, int Tensor = 1);
 
 /// <summary>One optimizer-state file and the parameter range it covers.</summary>
 internal sealed record ShardEntry(string File, int Start, int Length);

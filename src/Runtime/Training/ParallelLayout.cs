@@ -12,10 +12,10 @@ public readonly record struct ParallelLayout(int Data, int Tensor, int Pipeline,
     /// <summary>One device: the layout of a model without [Parallel].</summary>
     public static ParallelLayout Single => new(1, 1, 1, 1, ZeroStage.None, 0, 0);
 
-    /// <summary>Throws when the layout needs a split this runtime does not run yet (tensor or pipeline degree over 1; the build warned with KILN4006).</summary>
+    /// <summary>Throws when the layout needs a split this runtime does not run yet (pipeline stages; the build warned with KILN4006).</summary>
     public void RequireRunnable(string model)
     {
-        if (Tensor > 1 || Pipeline > 1)
-            throw new NotSupportedException($"{model} declares [Parallel(Tensor = {Tensor}, Pipeline = {Pipeline})]: Kiln checks and reports that layout at build time (KILN4006) but runs only the data axis so far. Set Tensor = 1 and Pipeline = 1 to train, data-parallel ranks included.");
+        if (Pipeline > 1)
+            throw new NotSupportedException($"{model} declares [Parallel(Pipeline = {Pipeline})]: Kiln checks and reports that layout at build time (KILN4006) but does not run pipeline stages yet. Set Pipeline = 1 to train (data and tensor parallelism run).");
     }
 }

@@ -54,24 +54,55 @@ public static class TensorParallel
     }
 
     /// <summary>The parameters of <paramref name="whole"/> matched by name to those of <paramref name="mine"/> (the same model at another tensor degree).</summary>
-    private static IEnumerable<(ParameterInfo Whole, ParameterInfo Mine)> Pairs(ModelProgram whole, ModelProgram mine)
+    private static IEnumerable<(ParameterInfo Whole, ParameterInfo Mine)> Pairs(IReadOnlyList<ParameterInfo> whole, IReadOnlyList<ParameterInfo> mine, string model)
     {
-        if (whole.ModelName != mine.ModelName || whole.Parameters.Count != mine.Parameters.Count)
-            throw new ArgumentException($"{whole.ModelName} ({whole.Parameters.Count} parameters) and {mine.ModelName} ({mine.Parameters.Count}) are not the same model at two tensor degrees.");
-        for (int p = 0; p < whole.Parameters.Count; p++)
+        if (whole.Count != mine.Count)
+            throw new ArgumentException($"The whole model has {whole.Count} parameters and the rank's {model} {mine.Count}: they are not the same model at two tensor degrees.");
+        for (int p = 0; p < whole.Count; p++)
         {
-            if (whole.Parameters[p].Name != mine.Parameters[p].Name)
-                throw new ArgumentException($"Parameter #{p} is '{whole.Parameters[p].Name}' in the whole model but '{mine.Parameters[p].Name}' on the rank.");
-            yield return (whole.Parameters[p], mine.Parameters[p]);
+            if (whole[p].Name != mine[p].Name)
+                throw new ArgumentException($"Parameter #{p} is '{whole[p].Name}' in the whole model but '{mine[p].Name}' on the rank.");
+            yield return (whole[p], mine[p]);
         }
     }
 
-    /// <summary>Copies rank <paramref name="rank"/>'s piece of the whole model's values (<paramref name="wholeValues"/>: a parameter or gradient slab of <paramref name="whole"/>) into <paramref name="mineValues"/>.</summary>
-    public static void Scatter(ModelProgram whole, ReadOnlySpan<float> wholeValues, ModelProgram mine, Span<float> mineValues, int rank, int size)
+    private static IReadOnlyList<ParameterInfo> Table(ModelProgram whole, ModelProgram mine)
     {
         ArgumentNullException.ThrowIfNull(whole);
         ArgumentNullException.ThrowIfNull(mine);
-        foreach (var (w, m) in Pairs(whole, mine))
+        if (whole.ModelName != mine.ModelName) throw new ArgumentException($"{whole.ModelName} and {mine.ModelName} are different models.");
+        return whole.Parameters;
+    }
+
+    /// <summary>
+    /// The whole model's parameter table as this rank's program implies it at tensor degree <paramref name="size"/>: each
+    /// split axis <paramref name="size"/> times longer, offsets packed in the same order (what the model at degree 1 has).
+    /// </summary>
+    public static IReadOnlyList<ParameterInfo> WholeParameters(ModelProgram mine, int size)
+    {
+        ArgumentNullException.ThrowIfNull(mine);
+        var table = new List<ParameterInfo>(mine.Parameters.Count);
+        long offset = 0;
+        foreach (var p in mine.Parameters)
+        {
+            var shape = (int[])p.Shape.Clone();
+            if (p.Split is { } split) shape[shape.Length + split.Axis] *= size;
+            long length = shape.Aggregate(1L, (a, d) => a * d);
+            table.Add(p with { Shape = shape, Offset = offset, Length = length });
+            offset += length;
+        }
+        return table;
+    }
+
+    /// <summary>Copies rank <paramref name="rank"/>'s piece of the whole model's values (<paramref name="wholeValues"/>: a parameter or gradient slab of <paramref name="whole"/>) into <paramref name="mineValues"/>.</summary>
+    public static void Scatter(ModelProgram whole, ReadOnlySpan<float> wholeValues, ModelProgram mine, Span<float> mineValues, int rank, int size) =>
+        Scatter(Table(whole, mine), wholeValues, mine, mineValues, rank, size);
+
+    /// <summary>As <see cref="Scatter(ModelProgram, ReadOnlySpan{float}, ModelProgram, Span{float}, int, int)"/>, with the whole model given by its parameter table.</summary>
+    public static void Scatter(IReadOnlyList<ParameterInfo> whole, ReadOnlySpan<float> wholeValues, ModelProgram mine, Span<float> mineValues, int rank, int size)
+    {
+        ArgumentNullException.ThrowIfNull(mine);
+        foreach (var (w, m) in Pairs(whole, mine.Parameters, mine.ModelName))
             foreach (var b in Blocks(w, m, rank, size))
                 wholeValues.Slice((int)b.Whole, (int)b.Count).CopyTo(mineValues.Slice((int)b.Rank, (int)b.Count));
     }
@@ -80,10 +111,15 @@ public static class TensorParallel
     /// Rebuilds the whole model's values from every rank's slab (<paramref name="ranks"/>[r]: rank r's values of
     /// <paramref name="mine"/>). Replicated parameters are taken from rank 0.
     /// </summary>
-    public static void Gather(ModelProgram mine, IReadOnlyList<float[]> ranks, ModelProgram whole, Span<float> wholeValues)
+    public static void Gather(ModelProgram mine, IReadOnlyList<float[]> ranks, ModelProgram whole, Span<float> wholeValues) =>
+        Gather(mine, ranks, Table(whole, mine), wholeValues);
+
+    /// <summary>As <see cref="Gather(ModelProgram, IReadOnlyList{float[]}, ModelProgram, Span{float})"/>, with the whole model given by its parameter table.</summary>
+    public static void Gather(ModelProgram mine, IReadOnlyList<float[]> ranks, IReadOnlyList<ParameterInfo> whole, Span<float> wholeValues)
     {
+        ArgumentNullException.ThrowIfNull(mine);
         ArgumentNullException.ThrowIfNull(ranks);
-        foreach (var (w, m) in Pairs(whole, mine))
+        foreach (var (w, m) in Pairs(whole, mine.Parameters, mine.ModelName))
             for (int r = m.Split is null ? 0 : ranks.Count - 1; r >= 0; r--)
                 foreach (var b in Blocks(w, m, r, ranks.Count))
                     ranks[r].AsSpan((int)b.Rank, (int)b.Count).CopyTo(wholeValues.Slice((int)b.Whole, (int)b.Count));
@@ -91,9 +127,9 @@ public static class TensorParallel
 
     /// <summary>
     /// Every rank's <paramref name="values"/> (a slab of <paramref name="mine"/>) gathered over <paramref name="tensor"/> into
-    /// the whole model's layout, on every rank (an all-gather; every rank must call it).
+    /// the whole model's layout (<paramref name="whole"/>'s table), on every rank (an all-gather; every rank must call it).
     /// </summary>
-    public static void Gather(ModelProgram mine, ReadOnlySpan<float> values, ICommunicator tensor, ModelProgram whole, Span<float> wholeValues)
+    public static void Gather(ModelProgram mine, ReadOnlySpan<float> values, ICommunicator tensor, IReadOnlyList<ParameterInfo> whole, Span<float> wholeValues)
     {
         ArgumentNullException.ThrowIfNull(tensor);
         var all = new float[values.Length * tensor.Size];

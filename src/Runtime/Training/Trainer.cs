@@ -42,6 +42,10 @@ public sealed partial class Trainer
             : LearningRateSchedule.Constant(options.LearningRate, options.WarmupSteps);
         program.StochasticRounding = options.StochasticRounding;
         program.RoundingKey = (options.Seed, 0);
+        if (program.TensorGroup is { Size: > 1 } && options.CheckpointEvery > 0 && options.Communicator is null)
+            throw new ArgumentException("A tensor-parallel rank cannot write a single-file checkpoint (it holds a piece of the model): give TrainOptions.Communicator (a data group, of one rank if need be) and save with trainer.DataParallel.SaveCheckpoint, which writes the whole model.", nameof(options));
+        if (initializeParameters && program.TensorDegree > 1)
+            throw new ArgumentException($"{program.ModelName} is one tensor-parallel rank (tensor = {program.TensorDegree}): initialise it as its piece of the whole model with TensorParallel.Initialize(program, wholeModel, seed, rank, size), set program.TensorGroup, and pass initializeParameters: false.", nameof(initializeParameters));
         if (initializeParameters) program.InitParameters(options.Seed);
         else program.ParametersChanged();
         program.ZeroGrads();
@@ -53,7 +57,7 @@ public sealed partial class Trainer
     public DataParallel? DataParallel { get; }
 
     /// <summary>Whether this trainer is the one that reports and writes (rank 0, or the only one).</summary>
-    private bool Leader => DataParallel is null || DataParallel.Communicator.Rank == 0;
+    private bool Leader => (DataParallel is null || DataParallel.Communicator.Rank == 0) && (Program.TensorGroup?.Rank ?? 0) == 0;
 
     /// <summary>The dynamic loss scaler of fp16 training (PyTorch GradScaler semantics); null in fp32 and bf16.</summary>
     public Kiln.Runtime.Precision.DynamicLossScaler? LossScaler { get; }
