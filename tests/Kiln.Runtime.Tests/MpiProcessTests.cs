@@ -37,7 +37,9 @@ public sealed class MpiProcessTests(Xunit.Abstractions.ITestOutputHelper output)
         throw new FileNotFoundException("Kiln.Parallel.Probe.dll was not found above the test assembly; build tests/Kiln.Parallel.Probe.");
     }
 
-    private string Run(string file, params string[] args)
+    private string Run(string file, params string[] args) => RunArgs(file, args);
+
+    private string RunArgs(string file, string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -56,17 +58,31 @@ public sealed class MpiProcessTests(Xunit.Abstractions.ITestOutputHelper output)
         .Where(s => s is not null).Select(s => double.Parse(s!.Trim(), CultureInfo.InvariantCulture)).ToArray();
 
     [MpiFact]
-    public void Four_mpi_processes_train_like_four_simulated_ranks_with_and_without_zero()
+    public void Four_mpi_processes_train_like_four_simulated_ranks_data_parallel_and_data_times_tensor_parallel()
     {
-        foreach (var zero in new[] { "--zero=0", "--zero=2" })
+        foreach (var options in new[] { new[] { "--zero=0" }, new[] { "--zero=2" }, new[] { "--zero=1", "--tensor=2" } })
         {
-            var simulated = Figures(Run("dotnet", Probe(), "simulate", "4", zero));
-            var mpi = Figures(Run(MpiRun()!, "-np", "4", "--allow-run-as-root", "--oversubscribe", "dotnet", Probe(), "mpi", zero));
+            var simulated = Figures(Run("dotnet", new[] { Probe(), "simulate", "4" }.Concat(options).ToArray()));
+            var mpiOutput = Run(MpiRun()!, new[] { "-np", "4", "--allow-run-as-root", "--oversubscribe", "dotnet", Probe(), "mpi" }.Concat(options).ToArray());
+            var mpi = Figures(mpiOutput);
+            string what = string.Join(' ', options);
             Assert.Equal(5, simulated.Length);
             Assert.Equal(simulated.Length, mpi.Length);
+            if (options.Contains("--tensor=2")) Assert.Contains("engine mpi ranks 4 (data 2 × tensor 2)", mpiOutput);
             // MPI may add the ranks' values in another order than rank order: equal to fp32 rounding.
             for (int i = 0; i < mpi.Length; i++)
-                Assert.True(Math.Abs(mpi[i] - simulated[i]) <= 1e-6 * Math.Abs(simulated[i]), $"{zero} figure {i}: mpi {mpi[i]:R} vs simulated {simulated[i]:R}");
+                Assert.True(Math.Abs(mpi[i] - simulated[i]) <= 1e-6 * Math.Abs(simulated[i]), $"{what} figure {i}: mpi {mpi[i]:R} vs simulated {simulated[i]:R}");
         }
+    }
+
+    [Fact]
+    public void Tensor_parallel_ranks_of_the_probe_train_like_one_rank()
+    {
+        // Simulated only (no MPI needed): the probe's MLP split over 2 tensor ranks (× 2 data) follows one rank on the whole batch.
+        var one = Figures(Run("dotnet", Probe(), "simulate", "1"));
+        var split = Figures(Run("dotnet", Probe(), "simulate", "4", "--tensor=2"));
+        Assert.Equal(one.Length, split.Length);
+        for (int i = 0; i < one.Length; i++)
+            Assert.True(Math.Abs(split[i] - one[i]) <= 1e-5 * Math.Abs(one[i]), $"figure {i}: 2 × 2 ranks {split[i]:R} vs one rank {one[i]:R}");
     }
 }

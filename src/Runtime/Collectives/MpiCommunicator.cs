@@ -7,8 +7,8 @@ namespace Kiln.Runtime.Collectives;
 
 /// <summary>
 /// Ranks as processes launched by Open MPI (<c>mpirun -np 4 dotnet run …</c>), through <c>libmpi.so.40</c> bound at run
-/// time (Debian/Ubuntu <c>openmpi-bin libopenmpi-dev</c>; run as root with <c>--allow-run-as-root</c>). The world is the
-/// group. Collectives are issued non-blocking and polled, so one that a rank never joins ends after
+/// time (Debian/Ubuntu <c>openmpi-bin libopenmpi-dev</c>; run as root with <c>--allow-run-as-root</c>). The group is the
+/// world (<see cref="World"/>) or a part of it (<see cref="Split"/>: the data and tensor axes of a mesh). Collectives are issued non-blocking and polled, so one that a rank never joins ends after
 /// <see cref="Timeout"/> with a <see cref="CollectiveTimeoutException"/> (MPI does not say which ranks are missing).
 /// Buffers are copied to native memory for the duration of a call, so a timed-out call can never write into managed
 /// memory later.
@@ -19,13 +19,29 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private static Api? _api;
     private long _sequence, _bytes;
 
-    private MpiCommunicator(Api api, string axis, TimeSpan timeout)
+    private readonly void* _comm;
+
+    private MpiCommunicator(Api api, void* comm, string axis, TimeSpan timeout)
     {
-        A = api; Axis = axis; Timeout = timeout;
+        A = api; _comm = comm; Axis = axis; Timeout = timeout;
         int r, s;
-        Check(A.CommRank(A.World, &r), "MPI_Comm_rank");
-        Check(A.CommSize(A.World, &s), "MPI_Comm_size");
+        Check(A.CommRank(_comm, &r), "MPI_Comm_rank");
+        Check(A.CommSize(_comm, &s), "MPI_Comm_size");
         Rank = r; Size = s;
+    }
+
+    /// <summary>
+    /// Splits this group into sub-groups (MPI_Comm_split): ranks that pass the same <paramref name="color"/> form one,
+    /// ordered by <paramref name="key"/>. Every rank of this group must call it (it blocks until they do). For a
+    /// data × tensor mesh of world rank w = d·T + t: the tensor group is <c>Split(d, t, "tensor")</c>, the data group
+    /// <c>Split(t, d, "data")</c>.
+    /// </summary>
+    public MpiCommunicator Split(int color, int key, string axis)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(color);
+        void* comm;
+        Check(A.CommSplit(_comm, color, key, &comm), "MPI_Comm_split");
+        return new MpiCommunicator(A, comm, axis, Timeout);
     }
 
     private Api A { get; }
@@ -44,7 +60,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 Check(_api.Init(null, null), "MPI_Init");
                 AppDomain.CurrentDomain.ProcessExit += (_, _) => { int f; if (_api.Finalized(&f) == 0 && f == 0) _api.Finalize(); };
             }
-            return new MpiCommunicator(_api, axis, timeout ?? TimeSpan.FromSeconds(60));
+            return new MpiCommunicator(_api, _api.World, axis, timeout ?? TimeSpan.FromSeconds(60));
         }
     }
 
@@ -69,7 +85,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         using var buf = new NativeBuffer(data.Length * sizeof(float));
         MemoryMarshal.AsBytes(data).CopyTo(buf.Span);
         void* req;
-        Check(A.Iallreduce((void*)1, buf.Pointer, data.Length, A.Float, A.Sum, A.World, &req), "MPI_Iallreduce");
+        Check(A.Iallreduce((void*)1, buf.Pointer, data.Length, A.Float, A.Sum, _comm, &req), "MPI_Iallreduce");
         Wait("AllReduce", &req, buf);
         buf.Span[..(data.Length * sizeof(float))].CopyTo(MemoryMarshal.AsBytes(data));
         _bytes += 2L * (Size - 1) * data.Length * sizeof(float) / Size;
@@ -81,7 +97,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         using var buf = new NativeBuffer(sizeof(double));
         *(double*)buf.Pointer = value;
         void* req;
-        Check(A.Iallreduce((void*)1, buf.Pointer, 1, A.Double, A.Sum, A.World, &req), "MPI_Iallreduce");
+        Check(A.Iallreduce((void*)1, buf.Pointer, 1, A.Double, A.Sum, _comm, &req), "MPI_Iallreduce");
         Wait("AllReduce(double)", &req, buf);
         _bytes += 2L * (Size - 1) * sizeof(double) / Size;
         return *(double*)buf.Pointer;
@@ -96,7 +112,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         using var recv = new NativeBuffer(Math.Max(1, output.Length) * sizeof(float));
         MemoryMarshal.AsBytes(input).CopyTo(send.Span);
         void* req;
-        Check(A.IreduceScatterBlock(send.Pointer, recv.Pointer, output.Length, A.Float, A.Sum, A.World, &req), "MPI_Ireduce_scatter_block");
+        Check(A.IreduceScatterBlock(send.Pointer, recv.Pointer, output.Length, A.Float, A.Sum, _comm, &req), "MPI_Ireduce_scatter_block");
         Wait("ReduceScatter", &req, send, recv);
         recv.Span[..(output.Length * sizeof(float))].CopyTo(MemoryMarshal.AsBytes(output));
         _bytes += (long)(Size - 1) * output.Length * sizeof(float);
@@ -111,7 +127,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         using var recv = new NativeBuffer(Math.Max(1, output.Length) * sizeof(float));
         MemoryMarshal.AsBytes(shard).CopyTo(send.Span);
         void* req;
-        Check(A.Iallgather(send.Pointer, shard.Length, A.Float, recv.Pointer, shard.Length, A.Float, A.World, &req), "MPI_Iallgather");
+        Check(A.Iallgather(send.Pointer, shard.Length, A.Float, recv.Pointer, shard.Length, A.Float, _comm, &req), "MPI_Iallgather");
         Wait("AllGather", &req, send, recv);
         recv.Span[..(output.Length * sizeof(float))].CopyTo(MemoryMarshal.AsBytes(output));
         _bytes += (long)(Size - 1) * shard.Length * sizeof(float);
@@ -125,7 +141,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         using var buf = new NativeBuffer(Math.Max(1, data.Length) * sizeof(float));
         MemoryMarshal.AsBytes(data).CopyTo(buf.Span);
         void* req;
-        Check(A.Ibcast(buf.Pointer, data.Length, A.Float, root, A.World, &req), "MPI_Ibcast");
+        Check(A.Ibcast(buf.Pointer, data.Length, A.Float, root, _comm, &req), "MPI_Ibcast");
         Wait("Broadcast", &req, buf);
         buf.Span[..(data.Length * sizeof(float))].CopyTo(MemoryMarshal.AsBytes(data));
         if (Rank == root) _bytes += (long)data.Length * sizeof(float);
@@ -135,7 +151,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public void Barrier()
     {
         void* req;
-        Check(A.Ibarrier(A.World, &req), "MPI_Ibarrier");
+        Check(A.Ibarrier(_comm, &req), "MPI_Ibarrier");
         Wait("Barrier", &req);
     }
 
@@ -194,6 +210,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         public delegate* unmanaged<void*, int, void*, int, void*, void**, int> Ibcast;
         public delegate* unmanaged<void*, void**, int> Ibarrier;
         public delegate* unmanaged<void**, int*, void*, int> Test;
+        public delegate* unmanaged<void*, int, int, void**, int> CommSplit;
         public void* World, Float, Double, Sum;
 
         /// <summary>dlopen(name, RTLD_NOW | RTLD_GLOBAL) through glibc; false when that is not possible.</summary>
@@ -232,6 +249,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 Ibcast = (delegate* unmanaged<void*, int, void*, int, void*, void**, int>)F("MPI_Ibcast"),
                 Ibarrier = (delegate* unmanaged<void*, void**, int>)F("MPI_Ibarrier"),
                 Test = (delegate* unmanaged<void**, int*, void*, int>)F("MPI_Test"),
+                CommSplit = (delegate* unmanaged<void*, int, int, void**, int>)F("MPI_Comm_split"),
                 World = (void*)F("ompi_mpi_comm_world"),
                 Float = (void*)F("ompi_mpi_float"),
                 Double = (void*)F("ompi_mpi_double"),
