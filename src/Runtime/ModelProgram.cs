@@ -28,6 +28,9 @@ public sealed record ParameterInfo(string Name, int[] Shape, long Offset, long L
 {
     /// <summary>How the parameter is split over tensor-parallel ranks (null: replicated): see <see cref="ParameterSplit"/>.</summary>
     public ParameterSplit? Split { get; init; }
+
+    /// <summary>A parameter of the repeated blocks a pipeline splits into stages (stacked over the layers; each stage holds its own).</summary>
+    public bool Staged { get; init; }
 }
 
 /// <summary>
@@ -191,6 +194,68 @@ public abstract partial class ModelProgram
 
     /// <summary>The tensor degree the program was built for: its model's int hyperparameter named <c>tensor</c> (1 without one).</summary>
     public virtual int TensorDegree => 1;
+
+    private Collectives.ICommunicator? _pipelineGroup;
+
+    /// <summary>Whether the program is a pipeline stage (its model declares [Parallel(Pipeline &gt; 1)] and has one loop of repeated blocks).</summary>
+    public virtual bool SupportsPipeline => false;
+
+    /// <summary>
+    /// The pipeline group this program is one stage of (rank = stage; null: none). Build each stage's program with its
+    /// share of the layers; see <see cref="PipelineParallel"/> for laying out the parameters. CPU programs only.
+    /// </summary>
+    public Collectives.ICommunicator? PipelineGroup
+    {
+        get => _pipelineGroup;
+        set
+        {
+            if (value is { Size: > 1 } && !SupportsPipeline)
+                throw new NotSupportedException($"{ModelName} is not a pipeline stage program: declare [Parallel(Pipeline = n)] on the model (n > 1) and rebuild.");
+            if (value is { Size: > 1 } && UpdatesOnDevice)
+                throw new NotSupportedException($"{ModelName} runs on a GPU; pipeline parallelism is built for CPU programs so far.");
+            _pipelineGroup = value;
+        }
+    }
+
+    /// <summary>1, or 0 on pipeline stages before the last: only the last stage's loss seeds the backward pass.</summary>
+    protected float PipelineLossFactor => _pipelineGroup is { Size: > 1 } g && g.Rank != g.Size - 1 ? 0f : 1f;
+
+    private bool FirstStage => _pipelineGroup is not { Size: > 1 } g || g.Rank == 0;
+    private bool LastStage => _pipelineGroup is not { Size: > 1 } g || g.Rank == g.Size - 1;
+
+    private static void Copy(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (!ReferenceEquals(source, target) || sourceOffset != targetOffset) Array.Copy(source, sourceOffset, target, targetOffset, count);
+    }
+
+    /// <summary>The repeated blocks' input: stages after the first receive it from the previous stage.</summary>
+    protected void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (FirstStage) Copy(source, sourceOffset, target, targetOffset, count);
+        else _pipelineGroup!.Receive(target.AsSpan(checked((int)targetOffset), checked((int)count)), _pipelineGroup.Rank - 1);
+    }
+
+    /// <summary>The gradient of the blocks' input: stages after the first send it back to the previous stage and pass zeros on.</summary>
+    protected void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (FirstStage) { Copy(source, sourceOffset, target, targetOffset, count); return; }
+        _pipelineGroup!.Send(source.AsSpan(checked((int)sourceOffset), checked((int)count)), _pipelineGroup.Rank - 1);
+        Array.Clear(target, checked((int)targetOffset), checked((int)count));
+    }
+
+    /// <summary>The repeated blocks' output: stages before the last send it to the next stage (and compute on with it; their loss does not count).</summary>
+    protected void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (!LastStage) _pipelineGroup!.Send(source.AsSpan(checked((int)sourceOffset), checked((int)count)), _pipelineGroup.Rank + 1);
+        Copy(source, sourceOffset, target, targetOffset, count);
+    }
+
+    /// <summary>The gradient of the blocks' output: stages before the last receive it from the next stage.</summary>
+    protected void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    {
+        if (LastStage) Copy(source, sourceOffset, target, targetOffset, count);
+        else _pipelineGroup!.Receive(target.AsSpan(checked((int)targetOffset), checked((int)count)), _pipelineGroup.Rank + 1);
+    }
 
     /// <summary>
     /// Forward and backward on one micro-batch: returns the loss and adds the gradients into <see cref="Grads"/>,

@@ -227,6 +227,31 @@ internal sealed class TinyGraph
 /// <summary>The gradient cases, one per op or op variant.</summary>
 internal static class GradCases
 {
+    internal const string PipelineStageSource = """
+        using Kiln;
+        namespace S;
+
+        [Module]
+        public partial class Block(int dim)
+        {
+            Linear fc = new(dim, dim);
+            public Tensor Forward(Tensor x) => x + Ops.Tanh(fc.Forward(x));
+        }
+
+        [Model, Parallel(Pipeline = 2, MicroBatches = 2)]
+        public partial class Staged(int dim = 3, int layers = 2)
+        {
+            Linear input = new(dim, dim);
+            Block[] blocks = Module.Repeat(layers, _ => new Block(dim));
+            [Loss] public Tensor Loss([Shape("B", "dim")] Tensor x)
+            {
+                var h = input.Forward(x);
+                foreach (var block in blocks) h = block.Forward(h);
+                return Ops.Mean(Ops.Square(h));
+            }
+        }
+        """;
+
     private static Sym[] D(params object[] dims) => TinyGraph.Dims(dims);
 
     public static readonly IReadOnlyDictionary<string, Func<Random, GradCase>> All = Build();
@@ -449,6 +474,9 @@ internal static class GradCases
             var typeName = type;
             cases.Add("Loop_" + type.Substring(2), r => CompositeModels.Case(LoopTests.Source, typeName, r));
         }
+
+        // ── a pipeline stage program (one stage: StageInput/StageOutput and their gradients pass through) ──
+        cases.Add("Pipeline_stage", r => CompositeModels.Case(PipelineStageSource, "S.Staged", r));
 
         // ── every differentiable Ops function of tensors only, through a generated model (no case to write by hand) ──
         foreach (var fn in DslGradientModels.Functions)

@@ -5,13 +5,15 @@ using Kiln;
 using Kiln.Runtime;
 using Kiln.Runtime.Collectives;
 
-// kiln-parallel-probe mpi|simulate N [--zero=0|1|2] [--tensor=T] [--steps=4]: data × tensor parallel training of a small
-// MLP (its hidden layer split over T tensor ranks, Megatron-style) on a fixed global batch of 24 rows per step; world
-// rank w is data rank w / T, tensor rank w % T. Rank 0 prints "step s loss L" lines and "params S" (the sum of squares
-// of the whole model's parameters, gathered over the tensor ranks).
+// kiln-parallel-probe mpi|simulate N [--zero=0|1|2] [--tensor=T | --pipeline=P] [--steps=4]: data × tensor parallel
+// training of a small MLP (its hidden layer split over T tensor ranks, Megatron-style), or data × pipeline parallel
+// training of a deep residual MLP (its 4 blocks split over P stages), on a fixed global batch of 24 rows per step.
+// World rank w is data rank w / T (or w / P) and tensor rank (or stage) w % T. The last stage of data rank 0 prints
+// "step s loss L" lines and "params S" (the sum of squares of the whole model's parameters, gathered).
 var mode = args.Length > 0 ? args[0] : "simulate";
 int Option(string name, int fallback) => int.Parse(args.FirstOrDefault(a => a.StartsWith(name, StringComparison.Ordinal))?[name.Length..] ?? fallback.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-int zero = Option("--zero=", 0), steps = Option("--steps=", 4), tp = Option("--tensor=", 1);
+int zero = Option("--zero=", 0), steps = Option("--steps=", 4), tp = Option("--tensor=", 1), pp = Option("--pipeline=", 1);
+bool staged = args.Any(a => a.StartsWith("--pipeline=", StringComparison.Ordinal)); // the deep model, on pp stages (1 included)
 
 void Train(ICommunicator world, ICommunicator data, ICommunicator tensor)
 {
@@ -42,7 +44,53 @@ void Train(ICommunicator world, ICommunicator data, ICommunicator tensor)
     }
 }
 
-if (mode == "mpi")
+void TrainStages(ICommunicator world, ICommunicator data, ICommunicator pipeline)
+{
+    const int global = 24, layers = 4;
+    var stage = new ProbeDeep(layers: layers / pp).CreateProgram();
+    var whole = new ProbeDeep(layers: layers).CreateProgram();
+    PipelineParallel.Initialize(stage, whole, 3, pipeline.Rank, pp);
+    stage.PipelineGroup = pipeline;
+    var dp = new DataParallel(stage, new AdamW(), data, (ZeroStage)zero);
+    var rng = new Random(11);
+    int rows = global / data.Size;
+    bool printer = data.Rank == 0 && pipeline.Rank == pipeline.Size - 1;
+    for (int s = 0; s < steps; s++)
+    {
+        var x = Enumerable.Range(0, global * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var y = Enumerable.Range(0, global * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var mine = new Batch(("x", TensorData.Float(x.AsSpan(data.Rank * rows * 6, rows * 6).ToArray(), rows, 6)),
+                             ("y", TensorData.Float(y.AsSpan(data.Rank * rows * 3, rows * 3).ToArray(), rows, 3)));
+        var r = dp.Step(new[] { mine }, new StepContext(1, s, 0), 0.01f, maxGradNorm: 1.0);
+        if (printer) Console.WriteLine(FormattableString.Invariant($"step {s} loss {r.Loss:R}"));
+    }
+    // Every stage's parameters to every rank of the pipeline group (an all-gather of the equal-length slabs), then the whole model.
+    var all = new float[stage.Params.Length * pipeline.Size];
+    pipeline.AllGather(stage.Params, all);
+    var stages = Enumerable.Range(0, pipeline.Size).Select(r => all.AsSpan(r * stage.Params.Length, stage.Params.Length).ToArray()).ToList();
+    var parameters = new float[whole.Params.Length];
+    PipelineParallel.Gather(stage, stages, whole.Parameters, parameters);
+    if (printer)
+    {
+        Console.WriteLine(FormattableString.Invariant($"params {parameters.Sum(v => (double)v * v):R}"));
+        Console.WriteLine($"engine {world.Engine} ranks {world.Size} (data {data.Size} × pipeline {pipeline.Size})");
+    }
+}
+
+if (mode == "mpi" && staged)
+{
+    var world = MpiCommunicator.World(timeout: TimeSpan.FromSeconds(30));
+    int d = world.Rank / pp, s = world.Rank % pp;
+    TrainStages(world, world.Split(s, d, "data"), world.Split(d, s, "pipeline"));
+}
+else if (staged)
+{
+    int size = int.Parse(args[1], CultureInfo.InvariantCulture), dps = size / pp;
+    var pipeGroups = Enumerable.Range(0, dps).Select(_ => InProcessGroup.Create(pp, "pipeline")).ToArray();
+    var dataGroups = Enumerable.Range(0, pp).Select(_ => InProcessGroup.Create(dps, "data")).ToArray();
+    InProcessGroup.Run(size, world => TrainStages(world, dataGroups[world.Rank % pp][world.Rank / pp], pipeGroups[world.Rank / pp][world.Rank % pp]), "world");
+}
+else if (mode == "mpi")
 {
     var world = MpiCommunicator.World(timeout: TimeSpan.FromSeconds(30));
     if (world.Size % tp != 0) throw new ArgumentException($"{world.Size} processes do not divide into tensor groups of {tp}.");
@@ -57,6 +105,28 @@ else
     InProcessGroup.Run(size, world => Train(world, dataGroups[world.Rank % tp][world.Rank / tp], tensorGroups[world.Rank / tp][world.Rank % tp]), "world");
 }
 return 0;
+
+[Module]
+public partial class ProbeResidual(int dim)
+{
+    Linear up = new(dim, 2 * dim), down = new(2 * dim, dim);
+    public Tensor Forward(Tensor x) => x + down.Forward(Ops.Tanh(up.Forward(x)));
+}
+
+[Model, Parallel(Pipeline = 2, MicroBatches = 2)]
+public partial class ProbeDeep(int din = 6, int dim = 8, int dout = 3, int layers = 4)
+{
+    Linear input = new(din, dim);
+    ProbeResidual[] blocks = Module.Repeat(layers, _ => new ProbeResidual(dim));
+    Linear head = new(dim, dout);
+    public Tensor Forward([Shape("B", "din")] Tensor x)
+    {
+        var h = input.Forward(x);
+        foreach (var block in blocks) h = block.Forward(h);
+        return head.Forward(h);
+    }
+    [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
+}
 
 [Model]
 public partial class ProbeMlp(int din = 6, int hidden = 16, int dout = 3, int tensor = 1)

@@ -58,9 +58,9 @@ public sealed class MpiProcessTests(Xunit.Abstractions.ITestOutputHelper output)
         .Where(s => s is not null).Select(s => double.Parse(s!.Trim(), CultureInfo.InvariantCulture)).ToArray();
 
     [MpiFact]
-    public void Four_mpi_processes_train_like_four_simulated_ranks_data_parallel_and_data_times_tensor_parallel()
+    public void Four_mpi_processes_train_like_four_simulated_ranks_data_parallel_and_with_tensor_or_pipeline_parallelism()
     {
-        foreach (var options in new[] { new[] { "--zero=0" }, new[] { "--zero=2" }, new[] { "--zero=1", "--tensor=2" } })
+        foreach (var options in new[] { new[] { "--zero=0" }, new[] { "--zero=2" }, new[] { "--zero=1", "--tensor=2" }, new[] { "--zero=1", "--pipeline=2" } })
         {
             var simulated = Figures(Run("dotnet", new[] { Probe(), "simulate", "4" }.Concat(options).ToArray()));
             var mpiOutput = Run(MpiRun()!, new[] { "-np", "4", "--allow-run-as-root", "--oversubscribe", "dotnet", Probe(), "mpi" }.Concat(options).ToArray());
@@ -69,6 +69,7 @@ public sealed class MpiProcessTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Equal(5, simulated.Length);
             Assert.Equal(simulated.Length, mpi.Length);
             if (options.Contains("--tensor=2")) Assert.Contains("engine mpi ranks 4 (data 2 × tensor 2)", mpiOutput);
+            if (options.Contains("--pipeline=2")) Assert.Contains("engine mpi ranks 4 (data 2 × pipeline 2)", mpiOutput);
             // MPI may add the ranks' values in another order than rank order: equal to fp32 rounding.
             for (int i = 0; i < mpi.Length; i++)
                 Assert.True(Math.Abs(mpi[i] - simulated[i]) <= 1e-6 * Math.Abs(simulated[i]), $"{what} figure {i}: mpi {mpi[i]:R} vs simulated {simulated[i]:R}");
@@ -76,13 +77,16 @@ public sealed class MpiProcessTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
-    public void Tensor_parallel_ranks_of_the_probe_train_like_one_rank()
+    public void Tensor_and_pipeline_parallel_ranks_of_the_probe_train_like_one_rank()
     {
-        // Simulated only (no MPI needed): the probe's MLP split over 2 tensor ranks (× 2 data) follows one rank on the whole batch.
-        var one = Figures(Run("dotnet", Probe(), "simulate", "1"));
-        var split = Figures(Run("dotnet", Probe(), "simulate", "4", "--tensor=2"));
-        Assert.Equal(one.Length, split.Length);
-        for (int i = 0; i < one.Length; i++)
-            Assert.True(Math.Abs(split[i] - one[i]) <= 1e-5 * Math.Abs(one[i]), $"figure {i}: 2 × 2 ranks {split[i]:R} vs one rank {one[i]:R}");
+        // Simulated only (no MPI needed): the probe's models split over 2 tensor ranks or 2 stages (× 2 data) follow one rank on the whole batch.
+        foreach (var axis in new[] { "--tensor=", "--pipeline=" })
+        {
+            var one = Figures(Run("dotnet", Probe(), "simulate", "1", axis + "1"));
+            var split = Figures(Run("dotnet", Probe(), "simulate", "4", axis + "2"));
+            Assert.Equal(one.Length, split.Length);
+            for (int i = 0; i < one.Length; i++)
+                Assert.True(Math.Abs(split[i] - one[i]) <= 1e-5 * Math.Abs(one[i]), $"{axis}2 figure {i}: 2 × 2 ranks {split[i]:R} vs one rank {one[i]:R}");
+        }
     }
 }

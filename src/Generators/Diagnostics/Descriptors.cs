@@ -119,13 +119,13 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor LayersNotDivisible = E("KILN4002", "Layers not divisible by the pipeline stages",
         "'{0}' {1}, which do not split into Pipeline = {2} equal stages; {3}", Shard);
     public static readonly DiagnosticDescriptor TooFewMicroBatches = E("KILN4003", "Fewer micro-batches than pipeline stages",
-        "'{0}' runs MicroBatches = {1} through Pipeline = {2} stages; a stage would wait for every micro-batch and the pipeline never fills. Use at least {2} (MicroBatches = {3} leaves a bubble of {4})", Shard);
+        "'{0}' runs MicroBatches = {1} through Pipeline = {2} stages; a stage would wait for every micro-batch and the pipeline never fills. Use at least {2} (under a GPipe/1F1B schedule MicroBatches = {3} leaves a bubble of {4})", Shard);
     public static readonly DiagnosticDescriptor VocabularyNotPadded = E("KILN4004", "Vocabulary not padded for the tensor degree",
         "'{0}' has a vocabulary of {1}{2}, not a multiple of Tensor ({3}) × 64 = {4}: the vocabulary-parallel embedding and cross-entropy split it evenly. Pad it to {5} (the extra rows are never targets)", Shard);
     public static readonly DiagnosticDescriptor BatchNotDivisible = E("KILN4005", "Batch not divisible by data ranks × micro-batches",
         "'{0}' plans a global Batch = {1}, which does not divide over Data = {2} ranks × MicroBatches = {3}; use {4}", Shard);
-    public static readonly DiagnosticDescriptor PipelineNotBuilt = E("KILN4006", "Pipeline parallelism is checked but not run yet",
-        "'{0}' declares Pipeline = {1}: Kiln checks the layout and reports it, but this version does not split the model into stages (a run with Pipeline over 1 is refused). Set Pipeline = 1 to train now", Shard, DiagnosticSeverity.Warning);
+    public static readonly DiagnosticDescriptor PipelineSequential = E("KILN4006", "Pipeline stages run one micro-batch at a time",
+        "'{0}' declares Pipeline = {1}: each stage holds its share of the layers, but the stages run each micro-batch one after another (no GPipe/1F1B overlap yet), so a stage idles {2} of the step. The stages divide the memory, not the time; prefer data or tensor parallelism when the model fits", Shard, DiagnosticSeverity.Warning);
     public static readonly DiagnosticDescriptor NoTensorParallelLayers = E("KILN4007", "A tensor degree without tensor-parallel layers",
         "'{0}' declares Tensor = {1} but {2}, so every tensor rank would hold and compute the whole model. Give the model an int hyperparameter 'tensor' and pass it to its layers (Kiln.Nn's GptBlock, LlamaBlock, CausalSelfAttention, GeluMlp and SwiGlu take one), or declare Tensor = 1", Shard, DiagnosticSeverity.Warning);
     public static readonly DiagnosticDescriptor PlanOverMemory = E("KILN5001", "The plan does not fit device memory",

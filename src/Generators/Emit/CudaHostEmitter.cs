@@ -50,7 +50,7 @@ internal static class CudaHostEmitter
         w.Line();
         w.Line($"public override string IrText => {spec.Name}.KilnIr;");
         w.Line($"public override string Report => {SymbolNames.Str(ProgramEmitter.Report(cm))};");
-        ProgramEmitter.EmitPlanMembers(w, spec, hasPlan);
+        ProgramEmitter.EmitPlanMembers(w, cm, hasPlan);
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> LossInputs => {cpuProgramClass}._LossInputs;");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.InputInfo> ForwardInputs => {cpuProgramClass}._ForwardInputs;");
         w.Line($"public override global::System.Collections.Generic.IReadOnlyList<global::Kiln.Runtime.ProgramInfo> Programs => {cpuProgramClass}._Programs;");

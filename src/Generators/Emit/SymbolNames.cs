@@ -17,12 +17,15 @@ internal sealed class SymbolNames
             (h.Type is "float" or "double" ? _floatHypers : _intHypers).Add(h.Name);
     }
 
+    /// <summary>The program is a pipeline stage: the loss-gradient seed is multiplied by the program's <c>PipelineLossFactor</c>.</summary>
+    public bool PipelineStage { get; init; }
+
     public bool IsHyper(string name) => _intHypers.Contains(name) || _floatHypers.Contains(name);
 
     /// <summary>Integer symbols: hyperparameters are program fields, data sizes are locals bound from the inputs.</summary>
     public string Int(string name) => _intHypers.Contains(name) ? "_h_" + name : "s_" + name;
 
-    public string Float(string name) => name == Passes.Autodiff.LossScaleSymbol ? "ctx.LossScaleOrOne" : _floatHypers.Contains(name) ? "_f_" + name : Int(name);
+    public string Float(string name) => name == Passes.Autodiff.LossScaleSymbol ? (PipelineStage ? "(ctx.LossScaleOrOne * PipelineLossFactor)" : "ctx.LossScaleOrOne") : _floatHypers.Contains(name) ? "_f_" + name : Int(name);
 
     public string Sym(Sym s) => s.ToCSharp(Int);
 

@@ -76,6 +76,10 @@ internal enum Op
     // ── Collectives (tensor parallelism, Megatron's f and g) ──
     TensorReplicate, // identity forward (a view); backward sums the gradient over the tensor ranks
     TensorReduce,    // sums partial results over the tensor ranks forward (in place where it can); backward passes the gradient through
+    StageInput,      // pipeline: the repeated blocks' input; stages after the first receive it from the previous stage
+    StageInputGrad,  // its gradient: stages after the first send it to the previous stage (and pass zeros on)
+    StageOutput,     // pipeline: the repeated blocks' output; stages before the last send it to the next stage
+    StageOutputGrad, // its gradient: stages before the last receive it from the next stage
 
     // ── Regions ──
     Loop,         // runs a body graph Count times over carried, captured and stacked inputs (LoopAttr); a token
@@ -122,7 +126,11 @@ internal sealed class Node
 }
 
 /// <summary>A parameter tensor of the model.</summary>
-internal sealed record ParamDecl(string Name, Sym[] Shape, InitRule Init, bool WeightDecay, SourceRef Src, ParamSplit? Split = null);
+internal sealed record ParamDecl(string Name, Sym[] Shape, InitRule Init, bool WeightDecay, SourceRef Src, ParamSplit? Split = null)
+{
+    /// <summary>A parameter of the repeated blocks a pipeline splits into stages (stacked over the layers: each stage holds its layers').</summary>
+    public bool Staged { get; init; }
+}
 
 /// <summary>A parameter split over tensor-parallel ranks: axis counted from the end (−1 last) and the number of equal groups each split evenly.</summary>
 internal sealed record ParamSplit(int Axis, int Groups);

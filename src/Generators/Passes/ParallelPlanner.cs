@@ -238,9 +238,9 @@ internal static class ParallelPlanner
         if (p.Pipeline > 1)
         {
             var loops = train.Nodes.Where(n => n.Op == Op.Loop && !n.A<LoopAttr>().Reverse).ToList();
-            if (loops.Count == 0)
-                diags.Add(DiagnosticInfo.Create("KILN4002", p.Loc, spec.Name, "has no repeated blocks", p.Pipeline.ToString(CultureInfo.InvariantCulture),
-                    "declare the blocks with Module.Repeat(layers, ...) so the stages can split them, or set Pipeline = 1"));
+            if (cm.PipelineProblem is { } problem)
+                diags.Add(DiagnosticInfo.Create("KILN4002", p.Loc, spec.Name, problem, p.Pipeline.ToString(CultureInfo.InvariantCulture),
+                    "declare one loop of blocks with Module.Repeat(layers, ...) whose blocks take and return one tensor, so the stages can split them, or set Pipeline = 1"));
             foreach (var loop in loops)
             {
                 var layers = Eval(loop.A<LoopAttr>().Count);
@@ -255,8 +255,19 @@ internal static class ParallelPlanner
         }
         if (p.Pipeline > 1)
         {
-            diags.Add(DiagnosticInfo.Create("KILN4006", p.Loc, spec.Name, p.Pipeline.ToString(CultureInfo.InvariantCulture)));
-            report.Notes.Add("Pipeline stages are checked but not built yet: every rank holds every layer, so the per-rank figures are the unstaged ones (an upper bound).");
+            diags.Add(DiagnosticInfo.Create("KILN4006", p.Loc, spec.Name, p.Pipeline.ToString(CultureInfo.InvariantCulture),
+                (Bubble(p.Pipeline, 1) * 100).ToString("0", CultureInfo.InvariantCulture) + "%"));
+            // One stage's program: the loop's layer count divided by the stages.
+            var depth = train.Nodes.FirstOrDefault(x => x.Op == Op.Loop && !x.A<LoopAttr>().Reverse)?.A<LoopAttr>().Count;
+            var depthSymbols = depth?.Symbols.ToList();
+            if (depth is not null && depthSymbols!.Count == 1 && depth.Equals(Sym.Var(depthSymbols[0])) && env.TryGetValue(depthSymbols[0], out var all) && all % p.Pipeline == 0)
+            {
+                var layersHyper = depthSymbols[0];
+                env[layersHyper] = all / p.Pipeline;
+                report.Notes.Add($"Per-rank figures are one stage's program ({layersHyper} = {all / p.Pipeline} of {all}); every stage also holds the parts outside the repeated blocks.");
+            }
+            else report.Notes.Add("The layer count is not one hyperparameter: the per-rank figures hold every layer (an upper bound).");
+            report.Notes.Add($"Stages run each micro-batch one after another (no GPipe/1F1B overlap yet): a stage idles (p − 1)/p of the step.");
         }
         if (p.Tensor > 1 && !tensorLayers)
         {
@@ -314,7 +325,25 @@ internal static class ParallelPlanner
             var callCount = Eval(calls);
             report.Collectives.Add(new PlannedCollective("all-reduce", "tensor", "activations forward and their gradients backward (Ops.TensorReduce)",
                 (int)((callCount.Value ?? 0) * p.MicroBatches), bytes));
-            report.Collectives.Add(new PlannedCollective("all-reduce", "tensor", "squared norm of the split parameters' gradients (fp64 scalar)", 1, Figure.Of(2L * (t - 1) * sizeof(double) / t)));
+            // With pipeline stages the staged and the other split parameters are summed apart (two scalars).
+            int scalars = p.Pipeline > 1 && cm.Pipelined ? 2 : 1;
+            report.Collectives.Add(new PlannedCollective("all-reduce", "tensor", "squared norm of the split parameters' gradients (fp64 scalars)", scalars, Figure.Of(scalars * (2L * (t - 1) * sizeof(double) / t))));
+        }
+        if (p.Pipeline > 1 && cm.Pipelined)
+        {
+            int s = p.Pipeline;
+            var boundary = train.Nodes.First(x => x.Op == Op.StageOutput);
+            var message = Eval(Shapes.Numel(boundary.Shape) * sizeof(float));
+            int sends = s == 2 ? 1 : 2; // a middle stage sends forward and backward; with two stages each sends one way
+            report.Collectives.Add(new PlannedCollective("send/recv", "pipeline", $"the blocks' activations forward and their gradients backward ({(s == 2 ? "each stage sends one way" : "a middle stage; the first and last send half")})",
+                sends * p.MicroBatches, message * (sends * p.MicroBatches)));
+            var unstaged = Sym.Zero;
+            foreach (var prm in cm.Parameters.Where(x => !x.Staged)) unstaged += Shapes.Numel(prm.Shape);
+            var u = Eval(unstaged);
+            report.Collectives.Add(new PlannedCollective("all-reduce", "pipeline", "gradients of the parameters outside the blocks (fp32)", 1,
+                new Figure(u.Value is { } uv ? 2L * (s - 1) * uv * sizeof(float) / s : null, u.Formula)));
+            report.Collectives.Add(new PlannedCollective("all-reduce", "pipeline", "the last stage's loss and the staged gradients' squared norm (fp64 scalars)", 2,
+                Figure.Of(2 * (2L * (s - 1) * sizeof(double) / s))));
         }
         report.CommunicationBytes = report.Collectives.Aggregate(Figure.Of(0), (a, c) => a + c.BytesPerRank);
 
@@ -325,7 +354,8 @@ internal static class ParallelPlanner
         report.FlopsPerMicroBatch = Eval(flops);
         report.FlopsPerRankStep = report.FlopsPerMicroBatch * p.MicroBatches;
         report.FlopsPerStep = report.FlopsPerRankStep * ((long)p.Data * (tensorLayers ? p.Tensor : 1));
-        report.Bubble = Bubble(p.Pipeline, p.MicroBatches);
+        // The schedule runs micro-batches through the stages one after another: the bubble does not shrink with them yet.
+        report.Bubble = Bubble(p.Pipeline, 1);
 
         // ── Device memory ──
         if (deviceMemory is { } limit && report.TotalBytes.Value is { } need && need > limit)

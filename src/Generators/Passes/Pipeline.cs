@@ -58,6 +58,10 @@ internal sealed class CompiledModel
     /// <summary>The programs, in emission order.</summary>
     public IReadOnlyList<ProgramDef> Programs { get; }
     public IReadOnlyList<(string Pass, string Text)> Dumps { get; }
+    /// <summary>Why a model declared with pipeline stages could not be made a stage program (null: it was, or none was asked for).</summary>
+    public string? PipelineProblem { get; init; }
+    /// <summary>Whether the programs are pipeline stages (StageInput/StageOutput around the repeated blocks).</summary>
+    public bool Pipelined => Train.Nodes.Any(n => n.Op == Op.StageInput);
 
     /// <summary>The program of <paramref name="kind"/>, or null when the model has none (a model without Forward has no predict program).</summary>
     public ProgramDef? Program(GraphKind kind) => Programs.FirstOrDefault(p => p.Graph.Kind == kind);
@@ -79,10 +83,18 @@ internal static class Pipeline
     {
         var diags = new List<DiagnosticInfo>();
         var dumps = new List<(string, string)>();
+        string? pipelineProblem = null;
         Graph? Build(GraphKind kind, Func<Graph, Graph?>? rewrite = null)
         {
             var lowered = Lowerer.Lower(spec, kind);
             var (g, err) = lowered;
+            // [Parallel(Pipeline = p > 1)]: every program is a pipeline stage (the planner reports a model that cannot be one).
+            if (g is not null && spec.Parallel is { Pipeline: > 1 })
+            {
+                var (staged, problem) = PipelineStages.Rewrite(g);
+                if (staged is not null) g = staged;
+                else pipelineProblem ??= problem;
+            }
             if (g is not null && rewrite is not null)
             {
                 g = rewrite(g);
@@ -130,8 +142,8 @@ internal static class Pipeline
         var programs = new List<ProgramDef> { ProgramDef.For(GraphKind.Train, train), ProgramDef.For(GraphKind.Eval, eval) };
         if (predict is not null) programs.Add(ProgramDef.For(GraphKind.Predict, predict));
         // A decode program where the model allows one (token ids [B, T] in, every attention fused and causal).
-        if (predict is not null && DecodeProgram.Applies(predict) && Build(GraphKind.Predict, DecodeProgram.Rewrite) is { } decode)
+        if (predict is not null && spec.Parallel is not { Pipeline: > 1 } && DecodeProgram.Applies(predict) && Build(GraphKind.Predict, DecodeProgram.Rewrite) is { } decode)
             programs.Add(ProgramDef.Decode(decode));
-        return (new CompiledModel(spec, programs, dumps), diags);
+        return (new CompiledModel(spec, programs, dumps) { PipelineProblem = pipelineProblem }, diags);
     }
 }

@@ -51,6 +51,15 @@ public interface ICommunicator : IDisposable
 
     /// <summary>Waits until every rank has arrived.</summary>
     void Barrier();
+
+    /// <summary>
+    /// Point-to-point: hands <paramref name="data"/> to rank <paramref name="to"/>, whose matching <see cref="Receive"/>
+    /// takes it (messages between two ranks arrive in order). May return before the receiver has it.
+    /// </summary>
+    void Send(ReadOnlySpan<float> data, int to);
+
+    /// <summary>Point-to-point: waits (at most <see cref="Timeout"/>) for the next message from rank <paramref name="from"/>, which must hold <paramref name="data"/>.Length values.</summary>
+    void Receive(Span<float> data, int from);
 }
 
 /// <summary>A collective did not complete in time: which one, its sequence number, the axis, and which ranks had not arrived.</summary>

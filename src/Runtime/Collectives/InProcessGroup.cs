@@ -37,10 +37,41 @@ public sealed class InProcessGroup
         public int InputOffset;
     }
 
+    // Point-to-point messages in flight, per (from, to), oldest first.
+    private readonly Queue<float[]>[,] _mail;
+
     private InProcessGroup(int size, string axis, TimeSpan timeout)
     {
         _size = size; _axis = axis; _timeout = timeout;
         _slots = Enumerable.Range(0, size).Select(_ => new Slot()).ToArray();
+        _mail = new Queue<float[]>[size, size];
+        for (int a = 0; a < size; a++) for (int b = 0; b < size; b++) _mail[a, b] = new Queue<float[]>();
+    }
+
+    private void Post(int from, int to, float[] message)
+    {
+        lock (_gate) { _mail[from, to].Enqueue(message); Monitor.PulseAll(_gate); }
+    }
+
+    private float[] Take(int from, int to, long sequence, int length)
+    {
+        var clock = Stopwatch.StartNew();
+        lock (_gate)
+        {
+            while (_mail[from, to].Count == 0)
+            {
+                if (_failure is not null) throw Rethrow(_failure);
+                var left = _timeout - clock.Elapsed;
+                if (left <= TimeSpan.Zero)
+                    throw new CollectiveTimeoutException("Receive", sequence, _axis, new[] { from }, _timeout,
+                        $"Receive #{sequence} on axis '{_axis}' (rank {to} from rank {from}, {length} values) did not complete within {_timeout.TotalSeconds:0.###} s: rank {from} has not sent it. A rank skipped a send, crashed, or is stuck before it.");
+                Monitor.Wait(_gate, left);
+            }
+            var message = _mail[from, to].Dequeue();
+            if (message.Length != length)
+                throw new CollectiveMismatchException($"Receive #{sequence} on axis '{_axis}': rank {to} expects {length} values from rank {from}, which sent {message.Length}.");
+            return message;
+        }
     }
 
     /// <summary>A group of <paramref name="size"/> ranks on mesh axis <paramref name="axis"/>; collectives wait at most <paramref name="timeout"/> (default 60 s).</summary>
@@ -246,6 +277,23 @@ public sealed class InProcessGroup
         }
 
         public void Barrier() => group.Collective(rank, "Barrier", _sequence++, 0, -1, null, 0, _ => { });
+
+        private readonly long[] _received = new long[group._size];
+
+        public void Send(ReadOnlySpan<float> data, int to)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(to);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(to, Size);
+            group.Post(rank, to, data.ToArray());
+            _bytes += (long)data.Length * sizeof(float);
+        }
+
+        public void Receive(Span<float> data, int from)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(from);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(from, Size);
+            group.Take(from, rank, _received[from]++, data.Length).CopyTo(data);
+        }
 
         public void Dispose() { }
     }

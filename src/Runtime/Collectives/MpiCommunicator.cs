@@ -155,6 +155,31 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         Wait("Barrier", &req);
     }
 
+    /// <inheritdoc/>
+    public void Send(ReadOnlySpan<float> data, int to)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(to);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(to, Size);
+        using var buf = new NativeBuffer(Math.Max(1, data.Length) * sizeof(float));
+        MemoryMarshal.AsBytes(data).CopyTo(buf.Span);
+        void* req;
+        Check(A.Isend(buf.Pointer, data.Length, A.Float, to, 0, _comm, &req), "MPI_Isend");
+        Wait("Send", &req, buf);
+        _bytes += (long)data.Length * sizeof(float);
+    }
+
+    /// <inheritdoc/>
+    public void Receive(Span<float> data, int from)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(from, Size);
+        using var buf = new NativeBuffer(Math.Max(1, data.Length) * sizeof(float));
+        void* req;
+        Check(A.Irecv(buf.Pointer, data.Length, A.Float, from, 0, _comm, &req), "MPI_Irecv");
+        Wait("Receive", &req, buf);
+        buf.Span[..(data.Length * sizeof(float))].CopyTo(MemoryMarshal.AsBytes(data));
+    }
+
     /// <summary>Nothing to release per communicator; MPI is finalised at process exit.</summary>
     public void Dispose() { }
 
@@ -211,6 +236,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         public delegate* unmanaged<void*, void**, int> Ibarrier;
         public delegate* unmanaged<void**, int*, void*, int> Test;
         public delegate* unmanaged<void*, int, int, void**, int> CommSplit;
+        public delegate* unmanaged<void*, int, void*, int, int, void*, void**, int> Isend, Irecv;
         public void* World, Float, Double, Sum;
 
         /// <summary>dlopen(name, RTLD_NOW | RTLD_GLOBAL) through glibc; false when that is not possible.</summary>
@@ -250,6 +276,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
                 Ibarrier = (delegate* unmanaged<void*, void**, int>)F("MPI_Ibarrier"),
                 Test = (delegate* unmanaged<void**, int*, void*, int>)F("MPI_Test"),
                 CommSplit = (delegate* unmanaged<void*, int, int, void**, int>)F("MPI_Comm_split"),
+                Isend = (delegate* unmanaged<void*, int, void*, int, int, void*, void**, int>)F("MPI_Isend"),
+                Irecv = (delegate* unmanaged<void*, int, void*, int, int, void*, void**, int>)F("MPI_Irecv"),
                 World = (void*)F("ompi_mpi_comm_world"),
                 Float = (void*)F("ompi_mpi_float"),
                 Double = (void*)F("ompi_mpi_double"),

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Kiln.Runtime;
 using Kiln.Runtime.Collectives;
 
@@ -37,7 +38,6 @@ public sealed partial class DataParallel
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(communicator);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bucketValues);
-        program.Layout.RequireRunnable(program.ModelName);
         if (program.UpdatesOnDevice) throw new NotSupportedException($"{program.ModelName} runs on a GPU; data parallelism is built for CPU programs so far (NCCL is not bound yet).");
         _program = program; _optimizer = optimizer; Communicator = communicator; Zero = zero; _bucket = bucketValues;
         _shard = (program.Params.Length + communicator.Size - 1) / communicator.Size;
@@ -72,6 +72,13 @@ public sealed partial class DataParallel
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(microBatches);
         _program.SyncGradientsToHost();
+        if (_program.PipelineGroup is { Size: > 1 } pipeline)
+        {
+            // Only the last stage's loss is the model's; parameters outside the staged blocks got each stage's part of
+            // their gradient (the first stage's embeddings, the last stage's head, both for tied ones): sum them.
+            lossSum = pipeline.AllReduceSum(pipeline.Rank == pipeline.Size - 1 ? lossSum : 0);
+            SumUnstagedOverStages(pipeline);
+        }
         int contributions = Communicator.Size * microBatches;
         double loss = Communicator.AllReduceSum(lossSum) / contributions;
         // Every rank must run the same accumulation count, or the average would be wrong.
@@ -93,7 +100,7 @@ public sealed partial class DataParallel
             Array.Clear(grads);
             Array.Copy(_shardGrads, 0, grads, _start, _length);
             // Under tensor parallelism split parameters' squares are summed over the tensor ranks, replicated ones counted once.
-            if (_program.TensorGroup is { Size: > 1 }) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
+            if (_program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
             norm = Math.Sqrt(Communicator.AllReduceSum(sq));
         }
         else
@@ -101,9 +108,27 @@ public sealed partial class DataParallel
             for (int at = 0; at < grads.Length; at += _bucket)
                 Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
             GradientClipping.Scale(grads, scale);
-            norm = _program.TensorGroup is { Size: > 1 } ? Math.Sqrt(TensorParallel.SquaredNorm(_program, grads, 0, grads.Length)) : GradientClipping.GlobalNorm(grads);
+            norm = _program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }
+                ? Math.Sqrt(TensorParallel.SquaredNorm(_program, grads, 0, grads.Length)) : GradientClipping.GlobalNorm(grads);
         }
         return (loss, norm);
+    }
+
+    private float[]? _unstaged;
+
+    /// <summary>Sums the gradients of the parameters outside the staged blocks over the pipeline stages (one all-reduce of them packed).</summary>
+    private void SumUnstagedOverStages(ICommunicator pipeline)
+    {
+        var grads = _program.Grads;
+        var unstaged = _program.Parameters.Where(p => !p.Staged).ToList();
+        int n = checked((int)unstaged.Sum(p => p.Length));
+        if (n == 0) return;
+        _unstaged ??= new float[n];
+        int at = 0;
+        foreach (var p in unstaged) { Array.Copy(grads, p.Offset, _unstaged, at, p.Length); at += (int)p.Length; }
+        pipeline.AllReduceSum(_unstaged);
+        at = 0;
+        foreach (var p in unstaged) { Array.Copy(_unstaged, at, grads, p.Offset, p.Length); at += (int)p.Length; }
     }
 
     /// <summary>Applies the optimizer to the reduced gradients: the whole model, or this rank's shard and then an all-gather of the parameters (ZeRO).</summary>

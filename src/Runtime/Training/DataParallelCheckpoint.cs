@@ -29,6 +29,8 @@ public sealed partial class DataParallel
         ArgumentNullException.ThrowIfNull(directory);
         string dir = Path.GetFullPath(directory);
         Directory.CreateDirectory(dir);
+        if (_program.PipelineGroup is { Size: > 1 })
+            throw new NotSupportedException("Checkpoints of pipeline stages are not built yet: gather the stages' parameters with PipelineParallel.Gather and save them from one rank.");
         if (_program.TensorGroup is { Size: > 1 } tensor) { SaveWhole(dir, step, tensor); return; }
         int rank = Communicator.Rank, world = Communicator.Size;
         if (rank == 0) _program.SaveParameters(Path.Combine(dir, ParametersFile), new Dictionary<string, string> { ["model"] = _program.ModelName });

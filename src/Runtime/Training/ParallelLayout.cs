@@ -11,11 +11,4 @@ public readonly record struct ParallelLayout(int Data, int Tensor, int Pipeline,
 {
     /// <summary>One device: the layout of a model without [Parallel].</summary>
     public static ParallelLayout Single => new(1, 1, 1, 1, ZeroStage.None, 0, 0);
-
-    /// <summary>Throws when the layout needs a split this runtime does not run yet (pipeline stages; the build warned with KILN4006).</summary>
-    public void RequireRunnable(string model)
-    {
-        if (Pipeline > 1)
-            throw new NotSupportedException($"{model} declares [Parallel(Pipeline = {Pipeline})]: Kiln checks and reports that layout at build time (KILN4006) but does not run pipeline stages yet. Set Pipeline = 1 to train (data and tensor parallelism run).");
-    }
 }

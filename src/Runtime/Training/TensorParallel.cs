@@ -102,9 +102,24 @@ public static class TensorParallel
     public static void Scatter(IReadOnlyList<ParameterInfo> whole, ReadOnlySpan<float> wholeValues, ModelProgram mine, Span<float> mineValues, int rank, int size)
     {
         ArgumentNullException.ThrowIfNull(mine);
-        foreach (var (w, m) in Pairs(whole, mine.Parameters, mine.ModelName))
+        Scatter(whole, wholeValues, mine.Parameters, mineValues, rank, size, mine.ModelName);
+    }
+
+    /// <summary>Scatter between two parameter tables (the rank's carries the splits).</summary>
+    internal static void Scatter(IReadOnlyList<ParameterInfo> whole, ReadOnlySpan<float> wholeValues, IReadOnlyList<ParameterInfo> mine, Span<float> mineValues, int rank, int size, string model)
+    {
+        foreach (var (w, m) in Pairs(whole, mine, model))
             foreach (var b in Blocks(w, m, rank, size))
                 wholeValues.Slice((int)b.Whole, (int)b.Count).CopyTo(mineValues.Slice((int)b.Rank, (int)b.Count));
+    }
+
+    /// <summary>Gather between two parameter tables (the ranks' carries the splits).</summary>
+    internal static void Gather(IReadOnlyList<ParameterInfo> mine, IReadOnlyList<float[]> ranks, IReadOnlyList<ParameterInfo> whole, Span<float> wholeValues, string model)
+    {
+        foreach (var (w, m) in Pairs(whole, mine, model))
+            for (int r = m.Split is null ? 0 : ranks.Count - 1; r >= 0; r--)
+                foreach (var b in Blocks(w, m, r, ranks.Count))
+                    ranks[r].AsSpan((int)b.Rank, (int)b.Count).CopyTo(wholeValues.Slice((int)b.Whole, (int)b.Count));
     }
 
     /// <summary>
@@ -155,13 +170,15 @@ public static class TensorParallel
 
     /// <summary>
     /// The squared norm of <paramref name="values"/>[start, start + length) (<paramref name="values"/>: a whole slab of
-    /// <paramref name="program"/>, parameters or gradients) over the tensor group: split parameters' values summed over the ranks, replicated ones counted once. Every rank
-    /// of the tensor group must call it (one all-reduce when the group has more than one rank).
+    /// <paramref name="program"/>, parameters or gradients) over the program's tensor and pipeline groups: split
+    /// parameters' values summed over the tensor ranks and staged ones over the pipeline stages, the others counted
+    /// once. Every rank of those groups must call it (one all-reduce per group that has more than one rank; two on the
+    /// tensor group when both have).
     /// </summary>
     public static double SquaredNorm(ModelProgram program, ReadOnlySpan<float> values, int start, int length)
     {
         ArgumentNullException.ThrowIfNull(program);
-        double split = 0, replicated = 0;
+        double splitStaged = 0, wholeStaged = 0, split = 0, whole = 0;
         int end = start + length;
         foreach (var p in program.Parameters)
         {
@@ -169,9 +186,18 @@ public static class TensorParallel
             if (from >= to) continue;
             double sq = 0;
             for (long i = from; i < to; i++) sq += (double)values[(int)i] * values[(int)i];
-            if (p.Split is null) replicated += sq; else split += sq;
+            if (p.Staged) { if (p.Split is null) wholeStaged += sq; else splitStaged += sq; }
+            else if (p.Split is null) whole += sq; else split += sq;
         }
-        if (program.TensorGroup is { Size: > 1 } group) split = group.AllReduceSum(split);
-        return split + replicated;
+        var tensor = program.TensorGroup is { Size: > 1 } t ? t : null;
+        var pipeline = program.PipelineGroup is { Size: > 1 } pp ? pp : null;
+        if (tensor is not null)
+        {
+            if (pipeline is null) { split = tensor.AllReduceSum(split + splitStaged); splitStaged = 0; }
+            else { split = tensor.AllReduceSum(split); splitStaged = tensor.AllReduceSum(splitStaged); }
+        }
+        double staged = splitStaged + wholeStaged;
+        if (pipeline is not null) staged = pipeline.AllReduceSum(staged);
+        return staged + split + whole;
     }
 }

@@ -29,7 +29,8 @@ public sealed partial class Trainer
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        program.Layout.RequireRunnable(program.ModelName);
+        if (program.PipelineGroup is { Size: > 1 } && options.Communicator is null)
+            throw new ArgumentException("A pipeline stage trains through DataParallel: give TrainOptions.Communicator (the data group, of one rank if need be).", nameof(options));
         Program = program;
         Options = options;
         Optimizer = options.Optimizer switch
@@ -44,6 +45,8 @@ public sealed partial class Trainer
         program.RoundingKey = (options.Seed, 0);
         if (program.TensorGroup is { Size: > 1 } && options.CheckpointEvery > 0 && options.Communicator is null)
             throw new ArgumentException("A tensor-parallel rank cannot write a single-file checkpoint (it holds a piece of the model): give TrainOptions.Communicator (a data group, of one rank if need be) and save with trainer.DataParallel.SaveCheckpoint, which writes the whole model.", nameof(options));
+        if (initializeParameters && program.PipelineGroup is { Size: > 1 })
+            throw new ArgumentException($"{program.ModelName} is one pipeline stage: initialise it as its piece of the whole model with PipelineParallel.Initialize(stage, wholeModel, seed, stage, stages), and pass initializeParameters: false.", nameof(initializeParameters));
         if (initializeParameters && program.TensorDegree > 1)
             throw new ArgumentException($"{program.ModelName} is one tensor-parallel rank (tensor = {program.TensorDegree}): initialise it as its piece of the whole model with TensorParallel.Initialize(program, wholeModel, seed, rank, size), set program.TensorGroup, and pass initializeParameters: false.", nameof(initializeParameters));
         if (initializeParameters) program.InitParameters(options.Seed);
@@ -57,7 +60,8 @@ public sealed partial class Trainer
     public DataParallel? DataParallel { get; }
 
     /// <summary>Whether this trainer is the one that reports and writes (rank 0, or the only one).</summary>
-    private bool Leader => (DataParallel is null || DataParallel.Communicator.Rank == 0) && (Program.TensorGroup?.Rank ?? 0) == 0;
+    private bool Leader => (DataParallel is null || DataParallel.Communicator.Rank == 0) && (Program.TensorGroup?.Rank ?? 0) == 0
+        && (Program.PipelineGroup is not { } p || p.Rank == p.Size - 1); // the last stage has the loss
 
     /// <summary>The dynamic loss scaler of fp16 training (PyTorch GradScaler semantics); null in fp32 and bf16.</summary>
     public Kiln.Runtime.Precision.DynamicLossScaler? LossScaler { get; }

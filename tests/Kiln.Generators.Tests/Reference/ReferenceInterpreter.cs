@@ -361,6 +361,11 @@ internal static class ReferenceInterpreter
         // One tensor rank: the all-reduce of a single partial result is the result itself.
         [Op.TensorReplicate] = r => Map(r.X0, v => v),
         [Op.TensorReduce] = r => Map(r.X0, v => v),
+        // One pipeline stage: the blocks' input and output, and their gradients, pass through.
+        [Op.StageInput] = r => Map(r.X0, v => v),
+        [Op.StageInputGrad] = r => Map(r.X0, v => v),
+        [Op.StageOutput] = r => Map(r.X0, v => v),
+        [Op.StageOutputGrad] = r => Map(r.X0, v => v),
         [Op.BroadcastTo] = r =>
         {
             var target = BroadcastShape(r.X0.Shape, r.Declared);
@@ -892,6 +897,8 @@ internal static class ModelGraphs
     {
         var (g, err) = Lowerer.Lower(spec, kind);
         if (g is null) throw new InvalidOperationException($"{spec.Name} did not lower: {err?.Id} {string.Join(", ", err?.Args.ToList() ?? new List<string>())}");
+        // A model declared with pipeline stages compiles to stage programs: the reference sees the same graph (one stage).
+        if (spec.Parallel is { Pipeline: > 1 } && Passes.PipelineStages.Rewrite(g).Graph is { } staged) g = staged;
         Passes.Verifier.Verify(g, "lowering (reference test)");
         g = Passes.ShapeInference.Run(g);
         Passes.Verifier.Verify(g, "shape inference (reference test)");

@@ -35,13 +35,37 @@ internal static partial class OpRegistry
                     c.Line($"TensorReduceInto({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)});");
                 },
                 // The GPU path has no tensor group yet (NCCL is not bound; the program refuses one): the identity.
-                c =>
-                {
-                    var ps = c.Params();
-                    c.OutParam(ps); c.InParam(ps, c.X.Id, "in0"); c.SizeParam(ps, "count", c.Numel(c.Node.Shape));
-                    c.Kernel("tensorreduce", ps, CudaGrid.Elements, c.Numel(c.Node.Shape), () =>
-                        c.Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = {c.Load(c.X.Id, "in0", "i")}; {c.Store(c.Node.Id, "i", "v")} }}"));
-                }),
+                c => CopyKernel(c, "tensorreduce")),
         };
+
+        // Pipeline stages: the repeated blocks' input and output cross stage boundaries (point-to-point on the pipeline
+        // group). Each is a copy on one stage (and on the GPU, which refuses a pipeline group).
+        foreach (var (op, grad, method, what) in new[]
+        {
+            (Op.StageInput, (Op?)Op.StageInputGrad, "StageInputInto", "stageinput"),
+            (Op.StageInputGrad, null, "StageInputGradInto", "stageinputgrad"),
+            (Op.StageOutput, Op.StageOutputGrad, "StageOutputInto", "stageoutput"),
+            (Op.StageOutputGrad, null, "StageOutputGradInto", "stageoutputgrad"),
+        })
+        {
+            var gradOp = grad;
+            var call = method;
+            yield return new OpDef(op, OpKind.Collective, 1)
+            {
+                Shape = a => { ShapeRules.RequireFloat(a.X, op.ToString()); return (a.X.DType, a.X.Shape); },
+                Grad = gradOp is { } go ? (g, n, dy) => One(g.Add(go, new[] { dy })) : SecondOrder,
+                Precision = PrecisionPolicy.LikeInputs,
+                Lowering = new KernelLowering(c => c.Line($"{call}({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)});"), c => CopyKernel(c, what)),
+            };
+        }
+    }
+
+    /// <summary>A CUDA kernel that copies its input (the identity of a collective on one rank).</summary>
+    private static void CopyKernel(CudaKernelContext c, string what)
+    {
+        var ps = c.Params();
+        c.OutParam(ps); c.InParam(ps, c.X.Id, "in0"); c.SizeParam(ps, "count", c.Numel(c.Node.Shape));
+        c.Kernel(what, ps, CudaGrid.Elements, c.Numel(c.Node.Shape), () =>
+            c.Line($"    KILN_FOR_ELEMENTS(i, count) {{ float v = {c.Load(c.X.Id, "in0", "i")}; {c.Store(c.Node.Id, "i", "v")} }}"));
     }
 }

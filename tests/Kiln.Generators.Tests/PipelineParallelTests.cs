@@ -1,0 +1,247 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using Kiln.Runtime;
+using Kiln.Runtime.Collectives;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Kiln.Generators.Tests;
+
+/// <summary>
+/// Pipeline parallelism on simulated ranks: models declared with [Parallel(Pipeline = 2)] compile to stage programs;
+/// two (and four) stages, each built with its share of the layers, compute the one-device loss and gradients, and
+/// PP = 2 and DP × TP × PP = 2 × 2 × 2 (ZeRO-1, micro-batches, clipping on the global norm) train like one device.
+/// </summary>
+public sealed class PipelineParallelTests
+{
+    private readonly ITestOutputHelper _out;
+    public PipelineParallelTests(ITestOutputHelper output) => _out = output;
+
+    private const string Source = """
+        using Kiln;
+        using Kiln.Nn;
+        namespace P;
+
+        [Module]
+        public partial class Residual(int dim)
+        {
+            LayerNorm norm = new(dim);
+            Linear up = new(dim, 2 * dim), down = new(2 * dim, dim);
+            public Tensor Forward(Tensor x) => x + down.Forward(Ops.Gelu(up.Forward(norm.Forward(x))));
+        }
+
+        [Model, Parallel(Pipeline = 2, MicroBatches = 2)]
+        public partial class Deep(int din = 6, int dim = 16, int dout = 3, int layers = 4)
+        {
+            Linear input = new(din, dim);
+            Residual[] blocks = Module.Repeat(layers, _ => new Residual(dim));
+            Linear head = new(dim, dout);
+
+            public Tensor Forward([Shape("B", "din")] Tensor x)
+            {
+                var h = input.Forward(x);
+                foreach (var block in blocks) h = block.Forward(h);
+                return head.Forward(h);
+            }
+            [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
+        }
+
+        [Model, Parallel(Data = 2, Tensor = 2, Pipeline = 2, MicroBatches = 2, Batch = 8, Sequence = 8)]
+        public partial class Gpt(int vocab = 128, int context = 8, int dim = 32, int heads = 4, int layers = 4, int tensor = 1)
+        {
+            TiedEmbedding tokens = new(vocab, dim);
+            LearnedPositions positions = new(context, dim);
+            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads, tensor));
+            LayerNorm final = new(dim);
+
+            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
+            {
+                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
+                foreach (var block in blocks) x = block.Forward(x);
+                return tokens.Logits(final.Forward(x));
+            }
+
+            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
+        }
+        """;
+
+    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source));
+
+    /// <summary>The model with <paramref name="layers"/> repeated blocks at tensor degree <paramref name="tensor"/>.</summary>
+    private static ModelProgram New(string model, int layers, int tensor = 1) => model == "P.Deep"
+        ? GeneratorHarness.CreateProgram(Models.Value, model, null, null, null, layers)
+        : GeneratorHarness.CreateProgram(Models.Value, model, null, null, null, null, layers, tensor);
+
+    private const int Global = 8, Layers = 4;
+
+    private static Batch Rows(string model, int step, int from, int count)
+    {
+        var rng = new Random(1000 + step);
+        if (model == "P.Deep")
+        {
+            var x = Enumerable.Range(0, Global * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var y = Enumerable.Range(0, Global * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            return new Batch(("x", TensorData.Float(x.AsSpan(from * 6, count * 6).ToArray(), count, 6)), ("y", TensorData.Float(y.AsSpan(from * 3, count * 3).ToArray(), count, 3)));
+        }
+        var tok = Enumerable.Range(0, Global * 8).Select(_ => rng.Next(128)).ToArray();
+        var tgt = tok.Select(t => (t * 5 + 3) % 128).ToArray();
+        return new Batch(("idx", TensorData.Int(tok.AsSpan(from * 8, count * 8).ToArray(), count, 8)), ("targets", TensorData.Int(tgt.AsSpan(from * 8, count * 8).ToArray(), count, 8)));
+    }
+
+    private static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double rtol, IReadOnlyList<Kiln.Runtime.ParameterInfo> names)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 1e-3;
+        foreach (var v in expected) scale = Math.Max(scale, Math.Abs(v));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (Math.Abs(actual[i] - expected[i]) <= rtol * scale) continue;
+            var p = names.FirstOrDefault(x => x.Offset <= i && i < x.Offset + x.Length);
+            Assert.Fail($"{what}[{i}]{(p is null ? "" : $" ({p.Name} element {i - p.Offset})")}: {actual[i]:R} vs one device {expected[i]:R} (tolerance {rtol * scale:G3})");
+        }
+    }
+
+    [Theory]
+    [InlineData("P.Deep", 2)]
+    [InlineData("P.Deep", 4)]
+    [InlineData("P.Gpt", 2)]
+    public void Pipeline_stages_compute_the_one_device_loss_and_gradients(string model, int stages)
+    {
+        var whole = New(model, Layers);
+        Assert.True(whole.SupportsPipeline);
+        Assert.Contains(whole.Parameters, p => p.Staged);
+        whole.InitParameters(11);
+        var batch = Rows(model, 0, 0, Global);
+        whole.ZeroGrads();
+        float expected = whole.TrainStep(batch, new StepContext(1, 0, 0));
+
+        var programs = new ModelProgram[stages];
+        var losses = new float[stages];
+        InProcessGroup.Run(stages, comm =>
+        {
+            var stage = programs[comm.Rank] = New(model, Layers / stages);
+            PipelineParallel.Initialize(stage, New(model, Layers), 11, comm.Rank, stages);
+            stage.PipelineGroup = comm;
+            stage.ZeroGrads();
+            losses[comm.Rank] = stage.TrainStep(batch, new StepContext(1, 0, 0));
+        }, axis: "pipeline");
+        Assert.True(Math.Abs(losses[^1] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"{model} PP={stages}: the last stage's loss {losses[^1]:R}, one device {expected:R}");
+
+        // Staged parameters: each stage has its layers' gradients; the others: the stages' gradients sum to the one-device ones.
+        for (int s = 0; s < stages; s++)
+        {
+            var want = new float[programs[s].Grads.Length];
+            PipelineParallel.Scatter(whole.Parameters, whole.Grads, programs[s], want, s, stages);
+            var got = (float[])programs[s].Grads.Clone();
+            foreach (var p in programs[s].Parameters.Where(p => !p.Staged))
+                for (long i = p.Offset; i < p.Offset + p.Length; i++)
+                    got[i] = programs.Sum(x => x.Grads[i]);
+            AssertClose($"{model} PP={stages} stage {s} gradients", got, want, 1e-5, programs[s].Parameters);
+        }
+    }
+
+    private const int Steps = 3;
+
+    private static (double[] Losses, double[] Norms, float[] Params) Single(string model)
+    {
+        var program = New(model, Layers);
+        program.InitParameters(5);
+        var opt = new Sgd(momentum: 0.9f);
+        var losses = new double[Steps]; var norms = new double[Steps];
+        for (int s = 0; s < Steps; s++)
+        {
+            program.ZeroGrads();
+            losses[s] = program.TrainStep(Rows(model, s, 0, Global), new StepContext(1, s, 0));
+            norms[s] = GradientClipping.GlobalNorm(program.Grads);
+            if (norms[s] > 0.5) program.ScaleGradients((float)(0.5 / (norms[s] + 1e-6)));
+            opt.Step(program, 0.05f);
+        }
+        return (losses, norms, (float[])program.Params.Clone());
+    }
+
+    [Theory]
+    [InlineData("P.Deep", 1, 1, 2, 1, ZeroStage.None)]
+    [InlineData("P.Deep", 2, 1, 2, 2, ZeroStage.OptimizerState)]
+    [InlineData("P.Gpt", 1, 1, 2, 1, ZeroStage.None)]
+    [InlineData("P.Gpt", 2, 2, 2, 2, ZeroStage.OptimizerState)]
+    public void Data_tensor_and_pipeline_parallel_ranks_train_like_one_device(string model, int dp, int tp, int pp, int micro, ZeroStage zero)
+    {
+        var (l1, n1, p1) = Single(model);
+        // World rank w = (d·PP + s)·TP + t.
+        int world = dp * tp * pp;
+        int W(int d, int s, int t) => (d * pp + s) * tp + t;
+        var tensorGroups = new Dictionary<(int, int), ICommunicator[]>();
+        var pipeGroups = new Dictionary<(int, int), ICommunicator[]>();
+        var dataGroups = new Dictionary<(int, int), ICommunicator[]>();
+        for (int d = 0; d < dp; d++) for (int s = 0; s < pp; s++) tensorGroups[(d, s)] = InProcessGroup.Create(tp, "tensor");
+        for (int d = 0; d < dp; d++) for (int t = 0; t < tp; t++) pipeGroups[(d, t)] = InProcessGroup.Create(pp, "pipeline");
+        for (int s = 0; s < pp; s++) for (int t = 0; t < tp; t++) dataGroups[(s, t)] = InProcessGroup.Create(dp, "data");
+        var losses = new double[world][]; var norms = new double[world][];
+        var programs = new ModelProgram[world];
+        InProcessGroup.Run(world, w =>
+        {
+            int t = w.Rank % tp, s = (w.Rank / tp) % pp, d = w.Rank / (tp * pp);
+            var program = programs[w.Rank] = New(model, Layers / pp, tp);
+            PipelineParallel.Initialize(program, New(model, Layers), 5, s, pp, t, tp);
+            if (tp > 1) program.TensorGroup = tensorGroups[(d, s)][t];
+            program.PipelineGroup = pipeGroups[(d, t)][s];
+            var driver = new DataParallel(program, new Sgd(momentum: 0.9f), dataGroups[(s, t)][d], zero);
+            losses[w.Rank] = new double[Steps]; norms[w.Rank] = new double[Steps];
+            int rows = Global / dp, each = rows / micro;
+            for (int step = 0; step < Steps; step++)
+            {
+                var micros = Enumerable.Range(0, micro).Select(m => Rows(model, step, d * rows + m * each, each)).ToList();
+                var r = driver.Step(micros, new StepContext(1, step, 0), 0.05f, 0.5);
+                losses[w.Rank][step] = r.Loss; norms[w.Rank][step] = r.GradientNorm;
+            }
+        }, axis: "world");
+        for (int rank = 0; rank < world; rank++)
+            for (int step = 0; step < Steps; step++)
+            {
+                Assert.True(Math.Abs(losses[rank][step] - l1[step]) <= 1e-5 * (1 + Math.Abs(l1[step])), $"{model} DP={dp}×TP={tp}×PP={pp} rank {rank} step {step}: loss {losses[rank][step]:R}, one device {l1[step]:R}");
+                Assert.True(Math.Abs(norms[rank][step] - n1[step]) <= 1e-4 * n1[step], $"{model} DP={dp}×TP={tp}×PP={pp} rank {rank} step {step}: gradient norm {norms[rank][step]:R}, one device {n1[step]:R}");
+            }
+        var whole = New(model, Layers);
+        for (int d = 0; d < dp; d++)
+        {
+            var stageValues = Enumerable.Range(0, pp).Select(s =>
+            {
+                var stage = programs[W(d, s, 0)];
+                var values = new float[TensorParallel.WholeParameters(stage, tp).Sum(p => p.Length)];
+                TensorParallel.Gather(stage, Enumerable.Range(0, tp).Select(t => programs[W(d, s, t)].Params).ToList(), TensorParallel.WholeParameters(stage, tp), values);
+                return values;
+            }).ToList();
+            var parameters = new float[p1.Length];
+            PipelineParallel.Gather(programs[W(d, 0, 0)], stageValues, whole.Parameters, parameters, tp);
+            AssertClose($"{model} DP={dp}×TP={tp}×PP={pp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole.Parameters);
+        }
+        _out.WriteLine($"{model} DP={dp}×TP={tp}×PP={pp}×{micro} {zero}: losses {string.Join(", ", l1.Select(v => v.ToString("F5")))}; norms {string.Join(", ", n1.Select(v => v.ToString("F4")))}");
+    }
+
+    [Fact]
+    public void A_program_that_is_not_a_stage_refuses_a_pipeline_group_and_stages_refuse_single_file_checkpoints()
+    {
+        var plain = GeneratorHarness.CreateProgram(TensorParallelTestsModels.Value, "T.Mlp");
+        var e = Assert.Throws<NotSupportedException>(() => plain.PipelineGroup = InProcessGroup.Create(2, "pipeline")[0]);
+        Assert.Contains("not a pipeline stage program", e.Message);
+        InProcessGroup.Run(2, comm =>
+        {
+            var stage = New("P.Deep", 2);
+            stage.PipelineGroup = comm;
+            Assert.Throws<ArgumentException>(() => new Trainer(stage, new TrainOptions()));
+        }, axis: "pipeline");
+    }
+
+    private static readonly Lazy<Assembly> TensorParallelTestsModels = new(() => GeneratorHarness.Build("""
+        using Kiln;
+        namespace T;
+        [Model]
+        public partial class Mlp(int din = 6, int dout = 3)
+        {
+            Linear fc = new(din, dout);
+            [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(fc.Forward(x), y);
+        }
+        """));
+}
