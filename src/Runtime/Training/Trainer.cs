@@ -29,8 +29,8 @@ public sealed partial class Trainer
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (program.PipelineGroup is { Size: > 1 } && options.Communicator is null)
-            throw new ArgumentException("A pipeline stage trains through DataParallel: give TrainOptions.Communicator (the data group, of one rank if need be).", nameof(options));
+        if (program.PipelineGroup is { Size: > 1 })
+            throw new NotSupportedException("The Trainer does not run pipeline stages yet (its evaluation and early stopping need the loss on every stage): train them with DataParallel.Step.");
         Program = program;
         Options = options;
         Optimizer = options.Optimizer switch
@@ -43,8 +43,8 @@ public sealed partial class Trainer
             : LearningRateSchedule.Constant(options.LearningRate, options.WarmupSteps);
         program.StochasticRounding = options.StochasticRounding;
         program.RoundingKey = (options.Seed, 0);
-        if (program.TensorGroup is { Size: > 1 } && options.CheckpointEvery > 0 && options.Communicator is null)
-            throw new ArgumentException("A tensor-parallel rank cannot write a single-file checkpoint (it holds a piece of the model): give TrainOptions.Communicator (a data group, of one rank if need be) and save with trainer.DataParallel.SaveCheckpoint, which writes the whole model.", nameof(options));
+        if (program.TensorGroup is { Size: > 1 } && options.CheckpointEvery > 0)
+            throw new ArgumentException("A tensor-parallel rank cannot write the Trainer's single-file checkpoints (it holds a piece of the model): set CheckpointEvery = 0, give TrainOptions.Communicator (a data group, of one rank if need be) and save with trainer.DataParallel.SaveCheckpoint, which writes the whole model.", nameof(options));
         if (initializeParameters && program.PipelineGroup is { Size: > 1 })
             throw new ArgumentException($"{program.ModelName} is one pipeline stage: initialise it as its piece of the whole model with PipelineParallel.Initialize(stage, wholeModel, seed, stage, stages), and pass initializeParameters: false.", nameof(initializeParameters));
         if (initializeParameters && program.TensorDegree > 1)
