@@ -29,9 +29,7 @@ public sealed partial class DataParallel
         ArgumentNullException.ThrowIfNull(directory);
         string dir = Path.GetFullPath(directory);
         Directory.CreateDirectory(dir);
-        if (_program.PipelineGroup is { Size: > 1 })
-            throw new NotSupportedException("Checkpoints of pipeline stages are not built yet: gather the stages' parameters with PipelineParallel.Gather and save them from one rank.");
-        if (_program.TensorGroup is { Size: > 1 } tensor) { SaveWhole(dir, step, tensor); return; }
+        if (_program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }) { SaveWhole(dir, step); return; }
         int rank = Communicator.Rank, world = Communicator.Size;
         if (rank == 0) _program.SaveParameters(Path.Combine(dir, ParametersFile), new Dictionary<string, string> { ["model"] = _program.ModelName });
         bool writesState = Zero != ZeroStage.None || rank == 0;
@@ -56,7 +54,7 @@ public sealed partial class DataParallel
                 return new ShardEntry(ShardFile(r, world), s, l);
             }).ToArray();
             var index = new CheckpointIndex(1, _program.ModelName, step, world, (int)Zero, _program.Params.Length, _optimizer.GetType().Name,
-                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, shards, 1);
+                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, shards);
             AtomicFile.Write(Path.Combine(dir, IndexFile), stream => JsonSerializer.Serialize(stream, index, IndexJson.Default.CheckpointIndex));
         }
         Communicator.Barrier();
@@ -77,13 +75,12 @@ public sealed partial class DataParallel
         CheckpointIndex index;
         using (var s = File.OpenRead(indexPath))
             index = JsonSerializer.Deserialize(s, IndexJson.Default.CheckpointIndex) ?? throw new InvalidDataException($"{indexPath} is empty.");
-        int degree = _program.TensorGroup?.Size ?? 1;
-        long wholeCount = degree > 1 ? TensorParallel.WholeParameters(_program, degree).Sum(p => p.Length) : _program.Params.Length;
+        long wholeCount = WholeTable().Sum(p => p.Length);
         if (index.Model != _program.ModelName || index.Parameters != wholeCount)
-            throw new InvalidDataException($"{dir} holds {index.Model} with {index.Parameters} parameters, not {_program.ModelName} with {wholeCount}{(degree > 1 ? $" (the whole model of this tensor rank's {_program.Params.Length})" : "")}.");
+            throw new InvalidDataException($"{dir} holds {index.Model} with {index.Parameters} parameters, not {_program.ModelName} with {wholeCount}{(wholeCount != _program.Params.Length ? $" (the whole model of this rank's {_program.Params.Length})" : "")}.");
         if (index.Optimizer != _optimizer.GetType().Name || !index.Slabs.SequenceEqual(_optimizer.StateNames))
             throw new InvalidDataException($"{dir} holds {index.Optimizer} state ({string.Join(", ", index.Slabs)}), not {_optimizer.GetType().Name}'s.");
-        if (_program.TensorGroup is { Size: > 1 } tensor) return LoadWhole(dir, index, tensor);
+        if (_program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }) return LoadWhole(dir, index);
         _program.LoadParameters(Path.Combine(dir, index.ParametersFile));
 
         var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
@@ -105,28 +102,51 @@ public sealed partial class DataParallel
         return index.Step;
     }
 
+    /// <summary>The whole model's parameter table as this rank's program implies it (its tensor and pipeline groups undone).</summary>
+    private IReadOnlyList<ParameterInfo> WholeTable() => PipelineParallel.WholeParameters(_program, _program.PipelineGroup?.Size ?? 1);
+
+    private int TensorSize => _program.TensorGroup?.Size ?? 1;
+    private int Stages => _program.PipelineGroup?.Size ?? 1;
+
     /// <summary>
-    /// Under tensor parallelism: the whole model's parameters and optimizer state (each rank's slab gathered over the
-    /// tensor group, the ZeRO shards over the data group first), written by the first rank of both groups as one
-    /// parameters file and one state file in the whole model's layout, so any data × tensor layout (tensor 1 included)
-    /// loads it. Gathers the whole model on every rank while it saves.
+    /// <paramref name="values"/> (a slab of this rank's program) gathered into the whole model's layout: over the tensor
+    /// group, then the stages' layers over the pipeline group (all-gathers; every rank must call it).
     /// </summary>
-    private void SaveWhole(string dir, long step, ICommunicator tensor)
+    private float[] GatherWhole(float[] values, IReadOnlyList<ParameterInfo> whole)
     {
-        var whole = TensorParallel.WholeParameters(_program, tensor.Size);
-        int wholeCount = checked((int)whole.Sum(p => p.Length));
-        bool writer = Communicator.Rank == 0 && tensor.Rank == 0;
-        _program.SyncParametersToHost();
-        var wholeParams = new float[wholeCount];
-        TensorParallel.Gather(_program, _program.Params, tensor, whole, wholeParams);
-        var states = new Dictionary<string, float[]>();
-        foreach (var name in _optimizer.StateNames)
+        var stageWhole = TensorParallel.WholeParameters(_program, TensorSize);
+        float[] stage = values;
+        if (_program.TensorGroup is { Size: > 1 } tensor)
         {
-            var slab = RankSlabState(name);
-            var w = new float[wholeCount];
-            TensorParallel.Gather(_program, slab, tensor, whole, w);
-            states[name] = w;
+            stage = new float[stageWhole.Sum(p => p.Length)];
+            TensorParallel.Gather(_program, values, tensor, stageWhole, stage);
         }
+        var result = new float[whole.Sum(p => p.Length)];
+        if (_program.PipelineGroup is { Size: > 1 } pipeline)
+        {
+            var all = new float[stage.Length * pipeline.Size];
+            pipeline.AllGather(stage, all);
+            var stages = Enumerable.Range(0, pipeline.Size).Select(r => all.AsSpan(r * stage.Length, stage.Length).ToArray()).ToList();
+            PipelineParallel.Gather(_program, stages, whole, result, TensorSize);
+        }
+        else Array.Copy(stage, result, stage.Length);
+        return result;
+    }
+
+    /// <summary>
+    /// Under tensor or pipeline parallelism: the whole model's parameters and optimizer state (each rank's slab gathered
+    /// over the tensor group and the stages, the ZeRO shards over the data group first), written by the first rank of
+    /// every group as one parameters file and one state file in the whole model's layout, so any data × tensor ×
+    /// pipeline layout (one rank included) loads it. Holds the whole model on every rank while it saves.
+    /// </summary>
+    private void SaveWhole(string dir, long step)
+    {
+        var whole = WholeTable();
+        int wholeCount = checked((int)whole.Sum(p => p.Length));
+        bool writer = Communicator.Rank == 0 && (_program.TensorGroup?.Rank ?? 0) == 0 && (_program.PipelineGroup?.Rank ?? 0) == 0;
+        _program.SyncParametersToHost();
+        var wholeParams = GatherWhole(_program.Params, whole);
+        var states = _optimizer.StateNames.ToDictionary(name => name, name => GatherWhole(RankSlabState(name), whole));
         if (writer)
         {
             var parameters = new SafeTensorsWriter();
@@ -139,20 +159,25 @@ public sealed partial class DataParallel
             state.Metadata["length"] = wholeCount.ToString(CultureInfo.InvariantCulture);
             state.Save(Path.Combine(dir, WholeStateFile));
         }
-        MeshBarrier(tensor);
+        MeshBarrier();
         if (writer)
         {
             var index = new CheckpointIndex(1, _program.ModelName, step, Communicator.Size, (int)Zero, wholeCount, _optimizer.GetType().Name,
-                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, new[] { new ShardEntry(WholeStateFile, 0, wholeCount) }, tensor.Size);
+                _optimizer.StepCount, _optimizer.StateNames.ToArray(), ParametersFile, new[] { new ShardEntry(WholeStateFile, 0, wholeCount) }, TensorSize, Stages);
             AtomicFile.Write(Path.Combine(dir, IndexFile), stream => JsonSerializer.Serialize(stream, index, IndexJson.Default.CheckpointIndex));
         }
-        MeshBarrier(tensor);
+        MeshBarrier();
     }
 
     private const string WholeStateFile = "optimizer-whole.safetensors";
 
-    /// <summary>Every rank of the data × tensor mesh has arrived (the tensor group, then the data group: transitively all).</summary>
-    private void MeshBarrier(ICommunicator tensor) { tensor.Barrier(); Communicator.Barrier(); }
+    /// <summary>Every rank of the mesh has arrived (the tensor group, the pipeline group, then the data group: transitively all, the first rank included).</summary>
+    private void MeshBarrier()
+    {
+        if (_program.TensorGroup is { Size: > 1 } tensor) tensor.Barrier();
+        if (_program.PipelineGroup is { Size: > 1 } pipeline) pipeline.Barrier();
+        Communicator.Barrier();
+    }
 
     /// <summary>This rank's optimizer state <paramref name="name"/> over its whole slab (under ZeRO, the data ranks' shards all-gathered).</summary>
     private float[] RankSlabState(string name)
@@ -167,11 +192,12 @@ public sealed partial class DataParallel
         return all.AsSpan(0, n).ToArray();
     }
 
-    /// <summary>Loads a checkpoint into a tensor-parallel rank: the whole model's values read by name, this rank's piece scattered out.</summary>
-    private long LoadWhole(string dir, CheckpointIndex index, ICommunicator tensor)
+    /// <summary>Loads a checkpoint into a tensor-parallel rank or a pipeline stage: the whole model's values read by name, this rank's piece scattered out.</summary>
+    private long LoadWhole(string dir, CheckpointIndex index)
     {
-        var whole = TensorParallel.WholeParameters(_program, tensor.Size);
+        var whole = WholeTable();
         int wholeCount = checked((int)whole.Sum(p => p.Length));
+        int stage = _program.PipelineGroup?.Rank ?? 0, tensorRank = _program.TensorGroup?.Rank ?? 0;
         var wholeParams = new float[wholeCount];
         using (var file = SafeTensorsFile.Open(Path.Combine(dir, index.ParametersFile)))
             foreach (var p in whole)
@@ -182,7 +208,7 @@ public sealed partial class DataParallel
                     throw new InvalidDataException($"{index.ParametersFile}: '{p.Name}' is [{string.Join(", ", shape)}], the whole model needs [{string.Join(", ", p.Shape)}].");
                 file.ReadFloats(p.Name, wholeParams.AsSpan((int)p.Offset, (int)p.Length));
             }
-        TensorParallel.Scatter(whole, wholeParams, _program, _program.Params, tensor.Rank, tensor.Size);
+        PipelineParallel.Scatter(whole, wholeParams, _program, _program.Params, stage, Stages, tensorRank, TensorSize);
         _program.ParametersChanged();
 
         var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
@@ -198,7 +224,7 @@ public sealed partial class DataParallel
                 Array.Copy(values, 0, wholeState, shard.Start, shard.Length);
             }
             var slab = new float[_program.Params.Length];
-            TensorParallel.Scatter(whole, wholeState, _program, slab, tensor.Rank, tensor.Size);
+            PipelineParallel.Scatter(whole, wholeState, _program, slab, stage, Stages, tensorRank, TensorSize);
             state[name] = slab.AsSpan(start, length).ToArray();
         }
         if (Zero == ZeroStage.None) _optimizer.LoadState(index.OptimizerSteps, state);
@@ -208,11 +234,11 @@ public sealed partial class DataParallel
 }
 
 /// <summary>
-/// The index of a sharded checkpoint (written last). <paramref name="Tensor"/>: the tensor degree it was saved at (its
-/// files hold the whole model either way; 0 in indexes written before tensor parallelism means 1).
+/// The index of a sharded checkpoint (written last). <paramref name="Tensor"/> and <paramref name="Pipeline"/>: the tensor
+/// degree and the stages it was saved at (its files hold the whole model either way; 0 in older indexes means 1).
 /// </summary>
 internal sealed record CheckpointIndex(int Version, string Model, long Step, int World, int Zero, int Parameters, string Optimizer, long OptimizerSteps,
-    string[] Slabs, string ParametersFile, ShardEntry[] Shards, int Tensor = 1);
+    string[] Slabs, string ParametersFile, ShardEntry[] Shards, int Tensor = 1, int Pipeline = 1);
 
 /// <summary>One optimizer-state file and the parameter range it covers.</summary>
 internal sealed record ShardEntry(string File, int Start, int Length);
