@@ -200,30 +200,24 @@ public sealed class ParallelPlanTests
         var zero = (ZeroStage)plan.GetProperty("zero").GetInt32();
         bool gpt = type.Contains(".G", StringComparison.Ordinal);
         var measured = new Dictionary<string, long>[dp * tp * pp];
-        // World rank w = (d·PP + s)·TP + t.
-        var tensorGroups = Enumerable.Range(0, dp * pp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
-        var pipeGroups = Enumerable.Range(0, dp * tp).Select(_ => InProcessGroup.Create(pp, "pipeline")).ToArray();
-        var dataGroups = Enumerable.Range(0, pp * tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
-        InProcessGroup.Run(dp * tp * pp, world =>
+        MeshRank.Simulate(dp, tp, pp, mesh =>
         {
-            int t = world.Rank % tp, s = world.Rank / tp % pp, d = world.Rank / (tp * pp);
             // The stage program: the model's layers (2 by default) over the stages, at the tensor degree.
             var args = gpt ? new object?[] { null, null, null, null, 2 / pp, tp > 1 ? tp : null } : Array.Empty<object?>();
             var program = GeneratorHarness.CreateProgram(asm, type, args);
             program.InitParameters(7);
-            if (tp > 1) program.TensorGroup = tensorGroups[d * pp + s][t];
-            if (pp > 1) program.PipelineGroup = pipeGroups[d * tp + t][s];
+            mesh.Attach(program);
             var optimizer = new AdamW();
-            var dpDriver = new DataParallel(program, optimizer, dataGroups[s * tp + t][d], zero);
-            var rng = new Random(d);
+            var dpDriver = new DataParallel(program, optimizer, mesh.Data, zero);
+            var rng = new Random(mesh.Data.Rank);
             Batch MicroBatch() => gpt
                 ? new Batch(("idx", TensorData.Int(Enumerable.Range(0, rows * 8).Select(_ => rng.Next(128)).ToArray(), rows, 8)),
                             ("targets", TensorData.Int(Enumerable.Range(0, rows * 8).Select(_ => rng.Next(128)).ToArray(), rows, 8)))
                 : new Batch(("x", TensorData.Float(Enumerable.Range(0, rows * 6).Select(_ => (float)rng.NextDouble()).ToArray(), rows, 6)),
                             ("y", TensorData.Float(Enumerable.Range(0, rows * 3).Select(_ => (float)rng.NextDouble()).ToArray(), rows, 3)));
-            long tensorBefore = program.TensorGroup?.BytesSent ?? 0, pipeBefore = program.PipelineGroup?.BytesSent ?? 0;
+            long tensorBefore = mesh.Tensor.BytesSent, pipeBefore = mesh.Pipeline.BytesSent;
             var step = dpDriver.Step(Enumerable.Range(0, micro).Select(_ => MicroBatch()).ToList(), new StepContext(1, 0, 0), 1e-3f);
-            measured[world.Rank] = new Dictionary<string, long>
+            measured[mesh.World.Rank] = new Dictionary<string, long>
             {
                 ["parameterBytes"] = program.Params.Length * 4L,
                 ["gradientBytes"] = program.Grads.Length * 4L,
@@ -231,10 +225,10 @@ public sealed class ParallelPlanTests
                 ["bufferBytes"] = dpDriver.BufferBytes,
                 ["activationBytes"] = program.ArenaBytes,
                 ["data"] = step.BytesSent,
-                ["tensor"] = (program.TensorGroup?.BytesSent ?? 0) - tensorBefore,
-                ["pipeline"] = (program.PipelineGroup?.BytesSent ?? 0) - pipeBefore,
+                ["tensor"] = mesh.Tensor.BytesSent - tensorBefore,
+                ["pipeline"] = mesh.Pipeline.BytesSent - pipeBefore,
             };
-        }, axis: "world");
+        });
         // Every rank holds and sends the same (with two stages each stage sends one way), but for ZeRO's last shard, which
         // may be shorter: the plan gives the first (the largest).
         for (int r = 1; r < measured.Length; r++)

@@ -169,34 +169,26 @@ public sealed class PipelineParallelTests
     public void Data_tensor_and_pipeline_parallel_ranks_train_like_one_device(string model, int dp, int tp, int pp, int micro, ZeroStage zero)
     {
         var (l1, n1, p1) = Single(model);
-        // World rank w = (d·PP + s)·TP + t.
         int world = dp * tp * pp;
-        int W(int d, int s, int t) => (d * pp + s) * tp + t;
-        var tensorGroups = new Dictionary<(int, int), ICommunicator[]>();
-        var pipeGroups = new Dictionary<(int, int), ICommunicator[]>();
-        var dataGroups = new Dictionary<(int, int), ICommunicator[]>();
-        for (int d = 0; d < dp; d++) for (int s = 0; s < pp; s++) tensorGroups[(d, s)] = InProcessGroup.Create(tp, "tensor");
-        for (int d = 0; d < dp; d++) for (int t = 0; t < tp; t++) pipeGroups[(d, t)] = InProcessGroup.Create(pp, "pipeline");
-        for (int s = 0; s < pp; s++) for (int t = 0; t < tp; t++) dataGroups[(s, t)] = InProcessGroup.Create(dp, "data");
+        int W(int d, int s, int t) => MeshRank.WorldRank(d, s, t, tp, pp);
         var losses = new double[world][]; var norms = new double[world][];
         var programs = new ModelProgram[world];
-        InProcessGroup.Run(world, w =>
+        MeshRank.Simulate(dp, tp, pp, mesh =>
         {
-            int t = w.Rank % tp, s = (w.Rank / tp) % pp, d = w.Rank / (tp * pp);
-            var program = programs[w.Rank] = New(model, Layers / pp, tp);
-            PipelineParallel.Initialize(program, New(model, Layers), 5, s, pp, t, tp);
-            if (tp > 1) program.TensorGroup = tensorGroups[(d, s)][t];
-            program.PipelineGroup = pipeGroups[(d, t)][s];
-            var driver = new DataParallel(program, new Sgd(momentum: 0.9f), dataGroups[(s, t)][d], zero);
-            losses[w.Rank] = new double[Steps]; norms[w.Rank] = new double[Steps];
+            int w = mesh.World.Rank;
+            var program = programs[w] = New(model, Layers / pp, tp);
+            PipelineParallel.Initialize(program, New(model, Layers), 5, mesh.Pipeline.Rank, pp, mesh.Tensor.Rank, tp);
+            mesh.Attach(program);
+            var driver = new DataParallel(program, new Sgd(momentum: 0.9f), mesh.Data, zero);
+            losses[w] = new double[Steps]; norms[w] = new double[Steps];
             int rows = Global / dp, each = rows / micro;
             for (int step = 0; step < Steps; step++)
             {
-                var micros = Enumerable.Range(0, micro).Select(m => Rows(model, step, d * rows + m * each, each)).ToList();
+                var micros = Enumerable.Range(0, micro).Select(m => Rows(model, step, mesh.Data.Rank * rows + m * each, each)).ToList();
                 var r = driver.Step(micros, new StepContext(1, step, 0), 0.05f, 0.5);
-                losses[w.Rank][step] = r.Loss; norms[w.Rank][step] = r.GradientNorm;
+                losses[w][step] = r.Loss; norms[w][step] = r.GradientNorm;
             }
-        }, axis: "world");
+        });
         for (int rank = 0; rank < world; rank++)
             for (int step = 0; step < Steps; step++)
             {
@@ -225,25 +217,20 @@ public sealed class PipelineParallelTests
     {
         const string model = "P.Gpt";
         int world = dp * tp * pp;
-        var tensorGroups = Enumerable.Range(0, dp * pp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
-        var pipeGroups = Enumerable.Range(0, dp * tp).Select(_ => InProcessGroup.Create(pp, "pipeline")).ToArray();
-        var dataGroups = Enumerable.Range(0, pp * tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
         var losses = new double[world][];
-        InProcessGroup.Run(world, w =>
+        MeshRank.Simulate(dp, tp, pp, mesh =>
         {
-            int t = w.Rank % tp, s = (w.Rank / tp) % pp, d = w.Rank / (tp * pp);
             var program = New(model, Layers / pp, tp);
-            if (tp > 1) program.TensorGroup = tensorGroups[d * pp + s][t];
-            if (pp > 1) program.PipelineGroup = pipeGroups[d * tp + t][s];
-            var driver = new DataParallel(program, new Sgd(momentum: 0.9f), dataGroups[s * tp + t][d], dp > 1 ? ZeroStage.OptimizerState : ZeroStage.None);
+            mesh.Attach(program);
+            var driver = new DataParallel(program, new Sgd(momentum: 0.9f), mesh.Data, dp > 1 ? ZeroStage.OptimizerState : ZeroStage.None);
             if (load is not null) Assert.Equal(from, driver.LoadCheckpoint(load));
-            else PipelineParallel.Initialize(program, New(model, Layers), 5, s, pp, t, tp);
-            losses[w.Rank] = new double[to - from];
+            else PipelineParallel.Initialize(program, New(model, Layers), 5, mesh.Pipeline.Rank, pp, mesh.Tensor.Rank, tp);
+            losses[mesh.World.Rank] = new double[to - from];
             int rows = Global / dp;
             for (int step = from; step < to; step++)
-                losses[w.Rank][step - from] = driver.Step(new[] { Rows(model, step, d * rows, rows) }, new StepContext(1, step, 0), 0.05f, 0.5).Loss;
+                losses[mesh.World.Rank][step - from] = driver.Step(new[] { Rows(model, step, mesh.Data.Rank * rows, rows) }, new StepContext(1, step, 0), 0.05f, 0.5).Loss;
             if (save is not null) driver.SaveCheckpoint(save, to);
-        }, axis: "world");
+        });
         for (int r = 1; r < world; r++) Assert.Equal(losses[0], losses[r]);
         return losses[0];
     }

@@ -165,27 +165,24 @@ public sealed class TensorParallelTests
     {
         const double clip = 0.5; // small enough that some steps clip: the global norm must be the one-device norm
         var (l1, n1, p1) = Single(model, clip);
-        // Rank (d, t): data group t holds ranks (·, t); tensor group d holds ranks (d, ·).
-        var tensorGroups = Enumerable.Range(0, dp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
-        var dataGroups = Enumerable.Range(0, tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
         var losses = new double[dp * tp][]; var norms = new double[dp * tp][];
         var programs = new ModelProgram[dp * tp];
-        InProcessGroup.Run(dp * tp, world =>
+        MeshRank.Simulate(dp, tp, 1, mesh =>
         {
-            int d = world.Rank / tp, t = world.Rank % tp;
-            var program = programs[world.Rank] = New(model, tp);
+            int d = mesh.Data.Rank, t = mesh.Tensor.Rank;
+            var program = programs[mesh.World.Rank] = New(model, tp);
             TensorParallel.Initialize(program, New(model, 1), 5, t, tp);
-            program.TensorGroup = tensorGroups[d][t];
-            var dpDriver = new DataParallel(program, NewOptimizer(), dataGroups[t][d], zero);
-            losses[world.Rank] = new double[Steps]; norms[world.Rank] = new double[Steps];
+            mesh.Attach(program);
+            var dpDriver = new DataParallel(program, NewOptimizer(), mesh.Data, zero);
+            losses[mesh.World.Rank] = new double[Steps]; norms[mesh.World.Rank] = new double[Steps];
             int rows = Global / dp, each = rows / micro;
             for (int s = 0; s < Steps; s++)
             {
                 var micros = Enumerable.Range(0, micro).Select(m => Rows(model, 9, s, d * rows + m * each, each)).ToList();
                 var r = dpDriver.Step(micros, new StepContext(1, s, 0), 0.05f, clip);
-                losses[world.Rank][s] = r.Loss; norms[world.Rank][s] = r.GradientNorm;
+                losses[mesh.World.Rank][s] = r.Loss; norms[mesh.World.Rank][s] = r.GradientNorm;
             }
-        }, axis: "world");
+        });
         for (int rank = 0; rank < dp * tp; rank++)
             for (int s = 0; s < Steps; s++)
             {
@@ -209,24 +206,20 @@ public sealed class TensorParallelTests
     /// </summary>
     private static double[] Mesh(string model, int dp, int tp, ZeroStage zero, int from, int to, string? load = null, string? save = null)
     {
-        var tensorGroups = Enumerable.Range(0, dp).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
-        var dataGroups = Enumerable.Range(0, tp).Select(_ => InProcessGroup.Create(dp, "data")).ToArray();
         var losses = new double[dp * tp][];
-        InProcessGroup.Run(dp * tp, world =>
+        MeshRank.Simulate(dp, tp, 1, mesh =>
         {
-            int d = world.Rank / tp, t = world.Rank % tp;
             var program = New(model, tp);
-            if (tp > 1) program.TensorGroup = tensorGroups[d][t];
-            var driver = new DataParallel(program, NewOptimizer(), dataGroups[t][d], zero);
+            mesh.Attach(program);
+            var driver = new DataParallel(program, NewOptimizer(), mesh.Data, zero);
             if (load is not null) Assert.Equal(from, driver.LoadCheckpoint(load));
-            else if (tp > 1) TensorParallel.Initialize(program, New(model, 1), 5, t, tp);
-            else program.InitParameters(5);
-            losses[world.Rank] = new double[to - from];
+            else TensorParallel.Initialize(program, New(model, 1), 5, mesh.Tensor.Rank, tp);
+            losses[mesh.World.Rank] = new double[to - from];
             int rows = Global / dp;
             for (int s = from; s < to; s++)
-                losses[world.Rank][s - from] = driver.Step(new[] { Rows(model, 9, s, d * rows, rows) }, new StepContext(1, s, 0), 0.05f, 0.5).Loss;
+                losses[mesh.World.Rank][s - from] = driver.Step(new[] { Rows(model, 9, s, mesh.Data.Rank * rows, rows) }, new StepContext(1, s, 0), 0.05f, 0.5).Loss;
             if (save is not null) driver.SaveCheckpoint(save, to);
-        }, axis: "world");
+        });
         for (int r = 1; r < dp * tp; r++) Assert.Equal(losses[0], losses[r]);
         return losses[0];
     }
@@ -271,19 +264,16 @@ public sealed class TensorParallelTests
         var single = New("T.Gpt", 1);
         var r1 = new Trainer(single, Options(null)).Fit(data, evalSet);
 
-        var tensorGroups = Enumerable.Range(0, 2).Select(_ => InProcessGroup.Create(2, "tensor")).ToArray();
-        var dataGroups = Enumerable.Range(0, 2).Select(_ => InProcessGroup.Create(2, "data")).ToArray();
         var results = new TrainResult[4];
         var programs = new ModelProgram[4];
-        InProcessGroup.Run(4, world =>
+        MeshRank.Simulate(2, 2, 1, mesh =>
         {
-            int d = world.Rank / 2, t = world.Rank % 2;
-            var program = programs[world.Rank] = New("T.Gpt", 2);
-            TensorParallel.Initialize(program, New("T.Gpt", 1), 5, t, 2);
-            program.TensorGroup = tensorGroups[d][t];
-            Assert.Throws<ArgumentException>(() => new Trainer(program, Options(dataGroups[t][d])));   // it would initialise the rank by itself
-            results[world.Rank] = new Trainer(program, Options(dataGroups[t][d]), initializeParameters: false).Fit(data, evalSet);
-        }, axis: "world");
+            var program = programs[mesh.World.Rank] = New("T.Gpt", 2);
+            TensorParallel.Initialize(program, New("T.Gpt", 1), 5, mesh.Tensor.Rank, 2);
+            mesh.Attach(program);
+            Assert.Throws<ArgumentException>(() => new Trainer(program, Options(mesh.Data)));   // it would initialise the rank by itself
+            results[mesh.World.Rank] = new Trainer(program, Options(mesh.Data), initializeParameters: false).Fit(data, evalSet);
+        });
         var whole = New("T.Gpt", 1);
         var parameters = new float[whole.Params.Length];
         TensorParallel.Gather(programs[0], new[] { programs[0].Params, programs[1].Params }, whole, parameters);

@@ -15,94 +15,70 @@ int Option(string name, int fallback) => int.Parse(args.FirstOrDefault(a => a.St
 int zero = Option("--zero=", 0), steps = Option("--steps=", 4), tp = Option("--tensor=", 1), pp = Option("--pipeline=", 1);
 bool staged = args.Any(a => a.StartsWith("--pipeline=", StringComparison.Ordinal)); // the deep model, on pp stages (1 included)
 
-void Train(ICommunicator world, ICommunicator data, ICommunicator tensor)
+// The MLP split over the tensor ranks.
+void Train(MeshRank mesh)
 {
     const int global = 24;
     var program = new ProbeMlp(tensor: tp).CreateProgram();
     var whole = new ProbeMlp(tensor: 1).CreateProgram();
-    TensorParallel.Initialize(program, whole, 3, tensor.Rank, tp);
-    if (tp > 1) program.TensorGroup = tensor;
-    var dp = new DataParallel(program, new AdamW(), data, (ZeroStage)zero);
-    dp.SynchronizeParameters(); // the data ranks already agree; the broadcast is exercised anyway
-    var rng = new Random(11);
-    int rows = global / data.Size;
-    for (int s = 0; s < steps; s++)
-    {
-        var x = Enumerable.Range(0, global * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var y = Enumerable.Range(0, global * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var mine = new Batch(("x", TensorData.Float(x.AsSpan(data.Rank * rows * 6, rows * 6).ToArray(), rows, 6)),
-                             ("y", TensorData.Float(y.AsSpan(data.Rank * rows * 3, rows * 3).ToArray(), rows, 3)));
-        var r = dp.Step(new[] { mine }, new StepContext(1, s, 0), 0.01f, maxGradNorm: 1.0);
-        if (world.Rank == 0) Console.WriteLine(FormattableString.Invariant($"step {s} loss {r.Loss:R}"));
-    }
+    TensorParallel.Initialize(program, whole, 3, mesh.Tensor.Rank, tp);
+    mesh.Attach(program);
+    Run(mesh, program, global, printer: mesh.World.Rank == 0);
     var parameters = new float[whole.Params.Length];
-    TensorParallel.Gather(program, program.Params, tensor, whole.Parameters, parameters);
-    if (world.Rank == 0)
-    {
-        Console.WriteLine(FormattableString.Invariant($"params {parameters.Sum(v => (double)v * v):R}"));
-        Console.WriteLine($"engine {world.Engine} ranks {world.Size} (data {data.Size} × tensor {tensor.Size})");
-    }
+    TensorParallel.Gather(program, program.Params, mesh.Tensor, whole.Parameters, parameters);
+    Report(mesh, parameters, mesh.World.Rank == 0, $"tensor {mesh.Tensor.Size}");
 }
 
-void TrainStages(ICommunicator world, ICommunicator data, ICommunicator pipeline)
+// The deep MLP's blocks split over the stages.
+void TrainStages(MeshRank mesh)
 {
     const int global = 24, layers = 4;
     var stage = new ProbeDeep(layers: layers / pp).CreateProgram();
     var whole = new ProbeDeep(layers: layers).CreateProgram();
-    PipelineParallel.Initialize(stage, whole, 3, pipeline.Rank, pp);
-    stage.PipelineGroup = pipeline;
-    var dp = new DataParallel(stage, new AdamW(), data, (ZeroStage)zero);
+    PipelineParallel.Initialize(stage, whole, 3, mesh.Pipeline.Rank, pp);
+    mesh.Attach(stage);
+    bool printer = mesh.Data.Rank == 0 && mesh.Pipeline.Rank == mesh.Pipeline.Size - 1; // the last stage has the loss
+    Run(mesh, stage, global, printer);
+    // Every stage's parameters to every rank of the pipeline group (an all-gather of the equal-length slabs), then the whole model.
+    var all = new float[stage.Params.Length * mesh.Pipeline.Size];
+    mesh.Pipeline.AllGather(stage.Params, all);
+    var stages = Enumerable.Range(0, mesh.Pipeline.Size).Select(r => all.AsSpan(r * stage.Params.Length, stage.Params.Length).ToArray()).ToList();
+    var parameters = new float[whole.Params.Length];
+    PipelineParallel.Gather(stage, stages, whole.Parameters, parameters);
+    Report(mesh, parameters, printer, $"pipeline {mesh.Pipeline.Size}");
+}
+
+void Run(MeshRank mesh, ModelProgram program, int global, bool printer)
+{
+    var dp = new DataParallel(program, new AdamW(), mesh.Data, (ZeroStage)zero);
+    dp.SynchronizeParameters(); // the data ranks already agree; the broadcast is exercised anyway
     var rng = new Random(11);
-    int rows = global / data.Size;
-    bool printer = data.Rank == 0 && pipeline.Rank == pipeline.Size - 1;
+    int rows = global / mesh.Data.Size;
     for (int s = 0; s < steps; s++)
     {
         var x = Enumerable.Range(0, global * 6).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var y = Enumerable.Range(0, global * 3).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var mine = new Batch(("x", TensorData.Float(x.AsSpan(data.Rank * rows * 6, rows * 6).ToArray(), rows, 6)),
-                             ("y", TensorData.Float(y.AsSpan(data.Rank * rows * 3, rows * 3).ToArray(), rows, 3)));
+        var mine = new Batch(("x", TensorData.Float(x.AsSpan(mesh.Data.Rank * rows * 6, rows * 6).ToArray(), rows, 6)),
+                             ("y", TensorData.Float(y.AsSpan(mesh.Data.Rank * rows * 3, rows * 3).ToArray(), rows, 3)));
         var r = dp.Step(new[] { mine }, new StepContext(1, s, 0), 0.01f, maxGradNorm: 1.0);
         if (printer) Console.WriteLine(FormattableString.Invariant($"step {s} loss {r.Loss:R}"));
     }
-    // Every stage's parameters to every rank of the pipeline group (an all-gather of the equal-length slabs), then the whole model.
-    var all = new float[stage.Params.Length * pipeline.Size];
-    pipeline.AllGather(stage.Params, all);
-    var stages = Enumerable.Range(0, pipeline.Size).Select(r => all.AsSpan(r * stage.Params.Length, stage.Params.Length).ToArray()).ToList();
-    var parameters = new float[whole.Params.Length];
-    PipelineParallel.Gather(stage, stages, whole.Parameters, parameters);
-    if (printer)
-    {
-        Console.WriteLine(FormattableString.Invariant($"params {parameters.Sum(v => (double)v * v):R}"));
-        Console.WriteLine($"engine {world.Engine} ranks {world.Size} (data {data.Size} × pipeline {pipeline.Size})");
-    }
 }
 
-if (mode == "mpi" && staged)
+void Report(MeshRank mesh, float[] parameters, bool printer, string split)
 {
-    var world = MpiCommunicator.World(timeout: TimeSpan.FromSeconds(30));
-    int d = world.Rank / pp, s = world.Rank % pp;
-    TrainStages(world, world.Split(s, d, "data"), world.Split(d, s, "pipeline"));
+    if (!printer) return;
+    Console.WriteLine(FormattableString.Invariant($"params {parameters.Sum(v => (double)v * v):R}"));
+    Console.WriteLine($"engine {mesh.World.Engine} ranks {mesh.World.Size} (data {mesh.Data.Size} × {split})");
 }
-else if (staged)
-{
-    int size = int.Parse(args[1], CultureInfo.InvariantCulture), dps = size / pp;
-    var pipeGroups = Enumerable.Range(0, dps).Select(_ => InProcessGroup.Create(pp, "pipeline")).ToArray();
-    var dataGroups = Enumerable.Range(0, pp).Select(_ => InProcessGroup.Create(dps, "data")).ToArray();
-    InProcessGroup.Run(size, world => TrainStages(world, dataGroups[world.Rank % pp][world.Rank / pp], pipeGroups[world.Rank / pp][world.Rank % pp]), "world");
-}
-else if (mode == "mpi")
-{
-    var world = MpiCommunicator.World(timeout: TimeSpan.FromSeconds(30));
-    if (world.Size % tp != 0) throw new ArgumentException($"{world.Size} processes do not divide into tensor groups of {tp}.");
-    int d = world.Rank / tp, t = world.Rank % tp;
-    Train(world, world.Split(t, d, "data"), world.Split(d, t, "tensor"));
-}
+
+int tensors = staged ? 1 : tp, stagesCount = staged ? pp : 1;
+Action<MeshRank> body = staged ? TrainStages : Train;
+if (mode == "mpi") body(MeshRank.Split(MpiCommunicator.World(timeout: TimeSpan.FromSeconds(30)), tensors, stagesCount));
 else
 {
-    int size = int.Parse(args[1], CultureInfo.InvariantCulture), dps = size / tp;
-    var tensorGroups = Enumerable.Range(0, dps).Select(_ => InProcessGroup.Create(tp, "tensor")).ToArray();
-    var dataGroups = Enumerable.Range(0, tp).Select(_ => InProcessGroup.Create(dps, "data")).ToArray();
-    InProcessGroup.Run(size, world => Train(world, dataGroups[world.Rank % tp][world.Rank / tp], tensorGroups[world.Rank / tp][world.Rank % tp]), "world");
+    int size = int.Parse(args[1], CultureInfo.InvariantCulture);
+    MeshRank.Simulate(size / (tensors * stagesCount), tensors, stagesCount, body);
 }
 return 0;
 
