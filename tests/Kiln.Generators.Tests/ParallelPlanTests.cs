@@ -266,6 +266,21 @@ public sealed class ParallelPlanTests
     }
 
     [Fact]
+    public void The_plan_gives_each_parameter_its_partition_spec_in_JAX_words()
+    {
+        var partitions = Plan(Planned.Value, "Q.GX").GetProperty("partitions");
+        foreach (var p in partitions.EnumerateObject()) _out.WriteLine($"{p.Name}: {p.Value.GetString()}");
+        Assert.Equal("P('pipeline', 'tensor' (in 3 groups), None)", partitions.GetProperty("blocks.attention.qkv.weight").GetString());
+        Assert.Equal("P('pipeline', 'tensor' (in 3 groups))", partitions.GetProperty("blocks.attention.qkv.bias").GetString());
+        Assert.Equal("P('pipeline', None, 'tensor')", partitions.GetProperty("blocks.mlp.down.weight").GetString());
+        Assert.Equal("P('pipeline', None)", partitions.GetProperty("blocks.mlp.down.bias").GetString());
+        Assert.Equal("P('pipeline', None)", partitions.GetProperty("blocks.ln1.weight").GetString());
+        Assert.Equal("P(None)", partitions.GetProperty("final.weight").GetString());
+        // Without a mesh every dimension is whole.
+        Assert.All(Plan(Planned.Value, "Q.M0").GetProperty("partitions").EnumerateObject(), p => Assert.DoesNotContain("'", p.Value.GetString()));
+    }
+
+    [Fact]
     public void Planned_flops_equal_the_matmul_and_attention_products_counted_by_hand()
     {
         // MLP 6 → 24 → 24 → 3 on 24 rows over 2 ranks, one micro-batch: forward 2·rows·Σ in·out; backward the weight

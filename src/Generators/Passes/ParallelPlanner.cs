@@ -44,6 +44,8 @@ internal sealed class PlanReport
     public List<string> Checks = new();
     public List<string> Notes = new();
     public List<(string Option, Figure Total)> Alternatives = new();
+    /// <summary>Each parameter: name, shape (as declared, symbolic) and its partition spec in JAX's words (the mesh axis of each dimension, or None).</summary>
+    public List<(string Name, string Shape, string Spec)> Partitions = new();
 
     public string Markdown()
     {
@@ -80,6 +82,12 @@ internal sealed class PlanReport
             foreach (var (o, t) in Alternatives) sb.Append("- ").Append(o).Append(": ").Append(B(t)).Append(" per rank\n");
             sb.Append('\n');
         }
+        if (Partitions.Count > 0)
+        {
+            sb.Append("## Partition specs\n\n| parameter | shape | spec |\n|---|---|---|\n");
+            foreach (var (name, shape, spec) in Partitions) sb.Append("| ").Append(name).Append(" | ").Append(shape).Append(" | `").Append(spec).Append("` |\n");
+            sb.Append('\n');
+        }
         if (Notes.Count > 0) { sb.Append("## Notes\n\n"); foreach (var n in Notes) sb.Append("- ").Append(n).Append('\n'); }
         return sb.ToString();
     }
@@ -108,6 +116,7 @@ internal sealed class PlanReport
         sb.Append("  \"pipelineBubble\": ").Append(Bubble.ToString("R", CultureInfo.InvariantCulture)).Append(",\n");
         sb.Append("  \"deviceMemoryBytes\": ").Append(DeviceMemory is { } m ? m.ToString(CultureInfo.InvariantCulture) : "null").Append(",\n");
         sb.Append("  \"fits\": [").Append(string.Join(", ", Alternatives.Select(a => "{ \"option\": " + Str(a.Option) + ", \"totalBytes\": " + F(a.Total) + " }"))).Append("],\n");
+        sb.Append("  \"partitions\": {").Append(string.Join(",", Partitions.Select(x => "\n    " + Str(x.Name) + ": " + Str(x.Spec)))).Append(Partitions.Count > 0 ? "\n  },\n" : "},\n");
         sb.Append("  \"notes\": [").Append(string.Join(", ", Notes.Select(Str))).Append("]\n");
         sb.Append("}\n");
         return sb.ToString();
@@ -277,6 +286,16 @@ internal static class ParallelPlanner
         }
         // From here on: one rank's program (the tensor degree bound to the plan's).
         if (tensorLayers) { env[TensorHyper] = p.Tensor; report.Notes.Add($"Per-rank figures are one tensor rank's program ({TensorHyper} = {p.Tensor})."); }
+
+        // ── Partition specs (JAX's words): the staged layer axis over 'pipeline', a tensor-parallel split over 'tensor' ──
+        foreach (var prm in cm.Parameters)
+        {
+            var axes = Enumerable.Repeat("None", prm.Shape.Length).ToArray();
+            if (prm.Staged && p.Pipeline > 1) axes[0] = "'pipeline'";
+            if (prm.Split is { } split && tensorLayers && p.Tensor > 1)
+                axes[prm.Shape.Length + split.Axis] = split.Groups > 1 ? $"'tensor' (in {split.Groups} groups)" : "'tensor'";
+            report.Partitions.Add((prm.Name, Shapes.Format(prm.Shape), "P(" + string.Join(", ", axes) + ")"));
+        }
 
         // ── Memory per rank, as the data-parallel runtime holds it ──
         var n = Sym.Zero;
