@@ -181,7 +181,13 @@ public abstract partial class ModelProgram
     /// Ops.TensorReduce: <paramref name="count"/> values of <paramref name="source"/> summed over the tensor group into
     /// <paramref name="target"/> (in place when the memory plan gave both the same buffer, as it does where it can).
     /// </summary>
-    protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
+    {
+        try { TensorReduceInto(source, sourceOffset, target, targetOffset, count); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s tensor-parallel all-reduce at {site}"); }
+    }
+
+    private void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         int ranks = _tensorGroup?.Size ?? 1;
         if (ranks != TensorDegree)
@@ -229,14 +235,26 @@ public abstract partial class ModelProgram
     }
 
     /// <summary>The repeated blocks' input: stages after the first receive it from the previous stage.</summary>
-    protected void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    protected void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
+    {
+        try { StageInputInto(source, sourceOffset, target, targetOffset, count); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s receive of the blocks' input from the previous stage at {site}"); }
+    }
+
+    private void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         if (FirstStage) Copy(source, sourceOffset, target, targetOffset, count);
         else _pipelineGroup!.Receive(target.AsSpan(checked((int)targetOffset), checked((int)count)), _pipelineGroup.Rank - 1);
     }
 
     /// <summary>The gradient of the blocks' input: stages after the first send it back to the previous stage and pass zeros on.</summary>
-    protected void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    protected void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
+    {
+        try { StageInputGradInto(source, sourceOffset, target, targetOffset, count); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s send of the blocks' input gradient to the previous stage at {site}"); }
+    }
+
+    private void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         if (FirstStage) { Copy(source, sourceOffset, target, targetOffset, count); return; }
         _pipelineGroup!.Send(source.AsSpan(checked((int)sourceOffset), checked((int)count)), _pipelineGroup.Rank - 1);
@@ -244,14 +262,26 @@ public abstract partial class ModelProgram
     }
 
     /// <summary>The repeated blocks' output: stages before the last send it to the next stage (and compute on with it; their loss does not count).</summary>
-    protected void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    protected void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
+    {
+        try { StageOutputInto(source, sourceOffset, target, targetOffset, count); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s send of the blocks' output to the next stage at {site}"); }
+    }
+
+    private void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         if (!LastStage) _pipelineGroup!.Send(source.AsSpan(checked((int)sourceOffset), checked((int)count)), _pipelineGroup.Rank + 1);
         Copy(source, sourceOffset, target, targetOffset, count);
     }
 
     /// <summary>The gradient of the blocks' output: stages before the last receive it from the next stage.</summary>
-    protected void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
+    protected void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
+    {
+        try { StageOutputGradInto(source, sourceOffset, target, targetOffset, count); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s receive of the blocks' output gradient from the next stage at {site}"); }
+    }
+
+    private void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         if (LastStage) Copy(source, sourceOffset, target, targetOffset, count);
         else _pipelineGroup!.Receive(target.AsSpan(checked((int)targetOffset), checked((int)count)), _pipelineGroup.Rank + 1);

@@ -293,6 +293,40 @@ public sealed class TensorParallelTests
     }
 
     [Fact]
+    public void A_hang_names_the_layer_and_C_sharp_line_of_the_tensor_all_reduce_or_what_the_data_parallel_step_was_doing()
+    {
+        var batch = Rows("T.Gpt", 1, 0, 0, 4);
+        // A tensor rank that never runs its step: its partner waits in the first attention's all-reduce.
+        var e = Assert.Throws<AggregateException>(() => MeshRank.Simulate(1, 2, 1, mesh =>
+        {
+            var program = New("T.Gpt", 2);
+            mesh.Attach(program);
+            if (mesh.Tensor.Rank == 1) return;
+            program.TrainStep(batch, new StepContext(1, 0, 0));
+        }, TimeSpan.FromSeconds(1)));
+        var timeout = e.InnerExceptions.OfType<CollectiveTimeoutException>().First();
+        _out.WriteLine(timeout.Message);
+        Assert.Equal("tensor", timeout.Axis);
+        Assert.Equal(new[] { 1 }, timeout.MissingRanks);
+        Assert.Contains("Gpt's tensor-parallel all-reduce at %", timeout.Message);
+        Assert.Contains("(TensorReduce), Kiln.Nn.g.cs:", timeout.Message);
+        Assert.Contains("Ops.TensorReduce(", timeout.Message);
+
+        // A data replica that never reduces: the other waits in DataParallel's first all-reduce, and says which.
+        e = Assert.Throws<AggregateException>(() => MeshRank.Simulate(2, 1, 1, mesh =>
+        {
+            var program = New("T.Mlp", 1);
+            var dp = new DataParallel(program, NewOptimizer(), mesh.Data);
+            if (mesh.Data.Rank == 1) return;
+            dp.Step(new[] { Rows("T.Mlp", 1, 0, 0, 4) }, new StepContext(1, 0, 0), 0.01f);
+        }, TimeSpan.FromSeconds(1)));
+        timeout = e.InnerExceptions.OfType<CollectiveTimeoutException>().First();
+        _out.WriteLine(timeout.Message);
+        Assert.Equal("data", timeout.Axis);
+        Assert.Contains("It was DataParallel's all-reduce of the step's loss (data rank 0 of 2)", timeout.Message);
+    }
+
+    [Fact]
     public void A_rank_program_built_for_another_degree_is_refused_when_laid_out()
     {
         var whole = New("T.Mlp", 1);

@@ -85,6 +85,10 @@ public sealed class CollectiveTimeoutException : TimeoutException
 
     /// <summary>The time waited.</summary>
     public TimeSpan Timeout { get; }
+
+    /// <summary>The same timeout, its message saying what the collective was for (a layer's all-reduce and its C# line, a gradient bucket).</summary>
+    public CollectiveTimeoutException For(string what) =>
+        new(Collective, Sequence, Axis, MissingRanks, Timeout, Message.TrimEnd('.') + $". It was {what}.");
 }
 
 /// <summary>Ranks called different collectives (or different sizes) at the same sequence number: a program bug, named.</summary>

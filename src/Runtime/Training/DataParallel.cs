@@ -71,17 +71,30 @@ public sealed partial class DataParallel
     public (double Loss, double GradientNorm) Reduce(int microBatches, double lossSum, float lossScale)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(microBatches);
+        try { return ReduceCore(microBatches, lossSum, lossScale); }
+        catch (CollectiveTimeoutException e) { throw e.For($"DataParallel's {_doing} (data rank {Communicator.Rank} of {Communicator.Size})"); }
+    }
+
+    /// <summary>What the driver is reducing, for a timeout's message.</summary>
+    private string _doing = "";
+
+    private (double Loss, double GradientNorm) ReduceCore(int microBatches, double lossSum, float lossScale)
+    {
         _program.SyncGradientsToHost();
         if (_program.PipelineGroup is { Size: > 1 } pipeline)
         {
             // Only the last stage's loss is the model's; parameters outside the staged blocks got each stage's part of
             // their gradient (the first stage's embeddings, the last stage's head, both for tied ones): sum them.
+            _doing = "sum of the last stage's loss over the pipeline stages";
             lossSum = pipeline.AllReduceSum(pipeline.Rank == pipeline.Size - 1 ? lossSum : 0);
+            _doing = "sum over the stages of the gradients outside the staged blocks";
             SumUnstagedOverStages(pipeline);
         }
         int contributions = Communicator.Size * microBatches;
+        _doing = "all-reduce of the step's loss";
         double loss = Communicator.AllReduceSum(lossSum) / contributions;
         // Every rank must run the same accumulation count, or the average would be wrong.
+        _doing = "all-reduce of the micro-batch count";
         double counts = Communicator.AllReduceSum(microBatches);
         if (counts != contributions)
             throw new InvalidOperationException($"Ranks ran different numbers of micro-batches ({counts} in all, {microBatches} here, {Communicator.Size} ranks); give every rank the same count.");
@@ -93,6 +106,7 @@ public sealed partial class DataParallel
             _padded ??= new float[_shard * Communicator.Size];
             _shardGrads ??= new float[_shard];
             Array.Copy(grads, _padded, grads.Length);
+            _doing = "reduce-scatter of the gradients (ZeRO-2)";
             Communicator.ReduceScatterSum(_padded, _shardGrads);
             double sq = 0;
             for (int i = 0; i < _length; i++) { _shardGrads[i] *= scale; sq += (double)_shardGrads[i] * _shardGrads[i]; }
@@ -100,13 +114,19 @@ public sealed partial class DataParallel
             Array.Clear(grads);
             Array.Copy(_shardGrads, 0, grads, _start, _length);
             // Under tensor parallelism split parameters' squares are summed over the tensor ranks, replicated ones counted once.
+            _doing = "global gradient norm";
             if (_program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
             norm = Math.Sqrt(Communicator.AllReduceSum(sq));
         }
         else
         {
-            for (int at = 0; at < grads.Length; at += _bucket)
+            int buckets = (grads.Length + _bucket - 1) / _bucket;
+            for (int at = 0, b = 1; at < grads.Length; at += _bucket, b++)
+            {
+                _doing = $"all-reduce of gradient bucket {b} of {buckets}";
                 Communicator.AllReduceSum(grads.AsSpan(at, Math.Min(_bucket, grads.Length - at)));
+            }
+            _doing = "global gradient norm";
             GradientClipping.Scale(grads, scale);
             norm = _program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }
                 ? Math.Sqrt(TensorParallel.SquaredNorm(_program, grads, 0, grads.Length)) : GradientClipping.GlobalNorm(grads);
@@ -135,6 +155,12 @@ public sealed partial class DataParallel
     public void Update(float learningRate)
     {
         if (Zero == ZeroStage.None) { _optimizer.Step(_program, learningRate); return; }
+        try { UpdateShard(learningRate); }
+        catch (CollectiveTimeoutException e) { throw e.For($"DataParallel's all-gather of the updated parameter shards (ZeRO, data rank {Communicator.Rank} of {Communicator.Size})"); }
+    }
+
+    private void UpdateShard(float learningRate)
+    {
         _optimizer.StepShard(_program, learningRate, _start, _length);
         _padded ??= new float[_shard * Communicator.Size];
         _mine ??= new float[_shard];

@@ -32,7 +32,7 @@ internal static partial class OpRegistry
                 c =>
                 {
                     // In place when the memory plan aliased the result to its input (the program then copies nothing).
-                    c.Line($"TensorReduceInto({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)});");
+                    c.Line($"TensorReduceInto({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)}, {Site(c.Node)});");
                 },
                 // The GPU path has no tensor group yet (NCCL is not bound; the program refuses one): the identity.
                 c => CopyKernel(c, "tensorreduce")),
@@ -55,10 +55,14 @@ internal static partial class OpRegistry
                 Shape = a => { ShapeRules.RequireFloat(a.X, op.ToString()); return (a.X.DType, a.X.Shape); },
                 Grad = gradOp is { } go ? (g, n, dy) => One(g.Add(go, new[] { dy })) : SecondOrder,
                 Precision = PrecisionPolicy.LikeInputs,
-                Lowering = new KernelLowering(c => c.Line($"{call}({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)});"), c => CopyKernel(c, what)),
+                Lowering = new KernelLowering(c => c.Line($"{call}({c.In(0)}, {c.Out}, {c.N(c.Node.Shape)}, {Site(c.Node)});"), c => CopyKernel(c, what)),
             };
         }
     }
+
+    /// <summary>Where a collective comes from, for the message of a timeout: the IR node and its C# line and text (the build knows every collective of a step).</summary>
+    private static string Site(Node n) =>
+        SymbolNames.Str($"%{n.Id} ({n.Op}){(n.Src.Line > 0 ? $", {n.Src}: {(n.Src.Text.Length > 80 ? n.Src.Text.Substring(0, 77) + "..." : n.Src.Text)}" : "")}");
 
     /// <summary>A CUDA kernel that copies its input (the identity of a collective on one rank).</summary>
     private static void CopyKernel(CudaKernelContext c, string what)
