@@ -12,7 +12,8 @@ namespace Kiln.Generators.Tests;
 /// <summary>
 /// Pipeline parallelism on simulated ranks: models declared with [Parallel(Pipeline = 2)] compile to stage programs;
 /// two (and four) stages, each built with its share of the layers, compute the one-device loss and gradients, and
-/// PP = 2 and DP × TP × PP = 2 × 2 × 2 (ZeRO-1, micro-batches, clipping on the global norm) train like one device.
+/// PP = 2, DP × PP and DP × TP × PP = 2 × 2 × 2 (ZeRO-1 and ZeRO-2, micro-batches, clipping on the global norm) train
+/// like one device, for a residual MLP and a GPT.
 /// </summary>
 public sealed class PipelineParallelTests
 {
@@ -25,18 +26,20 @@ public sealed class PipelineParallelTests
         namespace P;
 
         [Module]
-        public partial class Residual(int dim)
+        public partial class Residual(int dim, int tensor)
         {
             LayerNorm norm = new(dim);
-            Linear up = new(dim, 2 * dim), down = new(2 * dim, dim);
-            public Tensor Forward(Tensor x) => x + down.Forward(Ops.Gelu(up.Forward(norm.Forward(x))));
+            [ColumnParallel] Linear up = new(dim, 2 * dim / tensor);
+            [RowParallel] Linear down = new(2 * dim / tensor, dim);
+            public Tensor Forward(Tensor x) =>
+                x + Ops.TensorReduce(Ops.MatMul(Ops.Gelu(up.Forward(Ops.TensorReplicate(norm.Forward(x)))), down.Weight.T)) + down.Bias;
         }
 
         [Model, Parallel(Pipeline = 2, MicroBatches = 2)]
-        public partial class Deep(int din = 6, int dim = 16, int dout = 3, int layers = 4)
+        public partial class Deep(int din = 6, int dim = 16, int dout = 3, int layers = 4, int tensor = 1)
         {
             Linear input = new(din, dim);
-            Residual[] blocks = Module.Repeat(layers, _ => new Residual(dim));
+            Residual[] blocks = Module.Repeat(layers, _ => new Residual(dim, tensor));
             Linear head = new(dim, dout);
 
             public Tensor Forward([Shape("B", "din")] Tensor x)
@@ -71,7 +74,7 @@ public sealed class PipelineParallelTests
 
     /// <summary>The model with <paramref name="layers"/> repeated blocks at tensor degree <paramref name="tensor"/>.</summary>
     private static ModelProgram New(string model, int layers, int tensor = 1) => model == "P.Deep"
-        ? GeneratorHarness.CreateProgram(Models.Value, model, null, null, null, layers)
+        ? GeneratorHarness.CreateProgram(Models.Value, model, null, null, null, layers, tensor)
         : GeneratorHarness.CreateProgram(Models.Value, model, null, null, null, null, layers, tensor);
 
     private const int Global = 8, Layers = 4;
@@ -164,8 +167,10 @@ public sealed class PipelineParallelTests
     [Theory]
     [InlineData("P.Deep", 1, 1, 2, 1, ZeroStage.None)]
     [InlineData("P.Deep", 2, 1, 2, 2, ZeroStage.OptimizerState)]
+    [InlineData("P.Deep", 2, 2, 2, 2, ZeroStage.Gradients)]
     [InlineData("P.Gpt", 1, 1, 2, 1, ZeroStage.None)]
     [InlineData("P.Gpt", 2, 2, 2, 2, ZeroStage.OptimizerState)]
+    [InlineData("P.Gpt", 2, 1, 2, 2, ZeroStage.Gradients)]
     public void Data_tensor_and_pipeline_parallel_ranks_train_like_one_device(string model, int dp, int tp, int pp, int micro, ZeroStage zero)
     {
         var (l1, n1, p1) = Single(model);
