@@ -152,6 +152,16 @@ public sealed class ParallelPlanTests
         // Above the need: no error.
         Assert.DoesNotContain(Kiln(source, (total + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)), d => d.Id == "KILN5001");
         Assert.DoesNotContain(Kiln(source, "80GiB"), d => d.Id == "KILN5001");
+
+        // A model with tensor-parallel layers and stages also hears of a larger tensor degree and more stages, sized.
+        var split = Gpt("T", "Data = 2, Tensor = 2, Pipeline = 2, MicroBatches = 2, Batch = 48, Sequence = 8", vocab: 512, dim: 64, heads: 4, layers: 4, tensor: true);
+        long splitTotal = Plan(GeneratorHarness.Build(split), "Q.T").GetProperty("perRank").GetProperty("totalBytes").GetInt64();
+        var over = Assert.Single(Kiln(split, (splitTotal - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)), d => d.Id == "KILN5001");
+        var text = over.GetMessage(System.Globalization.CultureInfo.InvariantCulture);
+        _out.WriteLine(text);
+        Assert.Contains("Tensor = 4 (", text);
+        Assert.DoesNotContain("Tensor = 8", text); // 4 heads do not divide over 8 ranks
+        Assert.Contains("Pipeline = 4 (", text);
     }
 
     [Theory]

@@ -219,6 +219,8 @@ internal static class ParallelPlanner
         }
         string Where(SourceRef src) => src.Line == 0 ? "" : $" ({src}: {src.Text})";
 
+        string? stagedDepth = null; // the hyperparameter that is the stage's layer count, when the model is pipelined
+
         // ── Divisibility rules of the mesh, on the whole model (tensor = 1) ──
         var nodes = AllNodes(train, 1).ToList();
         bool tensorHyper = root.Hypers.Any(h => h.Name == TensorHyper && h.Type is "int" or "long");
@@ -272,6 +274,7 @@ internal static class ParallelPlanner
             if (depth is not null && depthSymbols!.Count == 1 && depth.Equals(Sym.Var(depthSymbols[0])) && env.TryGetValue(depthSymbols[0], out var all) && all % p.Pipeline == 0)
             {
                 var layersHyper = depthSymbols[0];
+                stagedDepth = layersHyper;
                 env[layersHyper] = all / p.Pipeline;
                 report.Notes.Add($"Per-rank figures are one stage's program ({layersHyper} = {all / p.Pipeline} of {all}); every stage also holds the parts outside the repeated blocks.");
             }
@@ -398,6 +401,29 @@ internal static class ParallelPlanner
                     env[batchSym] = saved;
                     options.Add(($"MicroBatches = {p.MicroBatches * more} ({rows / more} rows each)", With(p.Zero, p.Data, act)));
                 }
+            // A larger tensor degree or more stages: the rank's program re-evaluated with the split hyperparameter changed.
+            Figure Resized(string hyper, long value)
+            {
+                var saved = env[hyper]; env[hyper] = value;
+                var count = Eval(n);
+                var act = Eval(plan.FloatArenaElements + plan.LowArenaElements + plan.IntArenaElements) * 4;
+                env[hyper] = saved;
+                long? sh = count.Value is { } c ? (c + p.Data - 1) / p.Data : null;
+                var state = p.Zero == 0 || sh is null ? count * 8 : Figure.Of(sh.Value * 8);
+                return count * 8 + state + Buffers(p.Zero, p.Data, sh) + act;
+            }
+            if (tensorLayers)
+            {
+                // Only degrees that divide every attention's heads (counted on the whole model).
+                var saved = env[TensorHyper]; env[TensorHyper] = 1;
+                var heads = nodes.Where(x => x.Node.Op == Op.Attention).Select(x => Eval(x.Graph[x.Node.Inputs[0]].Shape[1]).Value).ToList();
+                env[TensorHyper] = saved;
+                foreach (int more in new[] { 2, 4 })
+                    if (heads.All(h => h is { } hv && hv % (p.Tensor * more) == 0))
+                        options.Add(($"Tensor = {p.Tensor * more}", Resized(TensorHyper, (long)p.Tensor * more)));
+            }
+            if (stagedDepth is { } depthHyper && env[depthHyper] % 2 == 0)
+                options.Add(($"Pipeline = {p.Pipeline * 2}", Resized(depthHyper, env[depthHyper] / 2)));
             var fits = options.Where(o => o.Item2.Value is { } v && v <= limit).ToList();
             report.Alternatives.AddRange(fits);
             bool recompute = train.Nodes.Any(x => x.Op == Op.Loop && !x.A<LoopAttr>().Recompute);
