@@ -16,6 +16,7 @@ using TextGpt;
 //   TextGpt train [FILE] [--out DIR] [--tokenizer bytes|gpt2|r50k_base|cl100k_base|o200k_base] [--steps N] [--layers N]
 //                 [--dim N] [--heads N] [--context N] [--batch N] [--lr X] [--every N] [--device D] [--precision P]
 //                 [--ranks N]   data-parallel on N simulated ranks (threads); under mpirun -np N it runs one rank per process
+//                 [--tensor T]  with tensor parallelism too: the N ranks are N / T data ranks × T tensor ranks (CPU)
 //   TextGpt resume [--out DIR] [--steps N]           continues from DIR/checkpoint.safetensors up to N steps in all
 //   TextGpt sample [--out DIR] [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
 // Without FILE, train writes DIR/sample.txt (generated sentences) and trains on that. DIR (default runs/textgpt) gets
@@ -98,44 +99,60 @@ catch (Exception e) when (e is IOException or InvalidOperationException or Argum
     return 1;
 }
 
-// One process, N simulated ranks (--ranks N), or one rank of an mpirun launch: data-parallel training in every case,
-// each rank on its share of the same batches; rank 0 prints, plots, samples and writes the checkpoint.
+// One process, N simulated ranks (--ranks N, of which --tensor T per tensor group), or one rank of an mpirun launch:
+// data-parallel (and tensor-parallel) training in every case, each data rank on its share of the same batches; rank 0
+// prints, plots, samples and writes the checkpoint.
 int TrainRanks(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume)
 {
+    int tensor = Int("tensor", 1);
+    if (tensor > 1 && resume) throw new ArgumentException("--tensor trains from the start: a tensor-parallel run saves the model's parameters (for sample), not a resumable checkpoint.");
     var launch = RankEnvironment.Detect();
     if (launch.Launcher == "openmpi" && launch.WorldSize > 1)
     {
-        var comm = MpiCommunicator.World();
-        if (comm.Rank != 0) Console.SetOut(TextWriter.Null);
-        return Train(config, sizes, tokenizer, resume, comm);
+        var mesh = MeshRank.Split(MpiCommunicator.World(), tensor, 1);
+        if (mesh.World.Rank != 0) Console.SetOut(TextWriter.Null);
+        return Train(config, sizes, tokenizer, resume, mesh);
     }
-    int ranks = Int("ranks", 1);
+    int ranks = Math.Max(Int("ranks", 1), tensor);
+    if (ranks % tensor != 0) throw new ArgumentException($"--ranks {ranks} does not divide into tensor groups of {tensor}.");
     if (ranks <= 1) return Train(config, sizes, tokenizer, resume, null);
     int code = 0;
-    InProcessGroup.Run(ranks, comm =>
+    MeshRank.Simulate(ranks / tensor, tensor, 1, mesh =>
     {
-        int c = Train(config, sizes, tokenizer, resume, comm);
-        if (comm.Rank == 0) code = c;
+        int c = Train(config, sizes, tokenizer, resume, mesh);
+        if (mesh.World.Rank == 0) code = c;
     });
     return code;
 }
 
-int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume, ICommunicator? comm)
+int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resume, MeshRank? mesh)
 {
-    bool lead = comm is null || comm.Rank == 0;
+    bool lead = mesh is null || mesh.World.Rank == 0;
+    int tensor = mesh?.Tensor.Size ?? 1;
     using var trainTokens = TokenFile.Open(Path.Combine(dir, "train.bin"));
     using var valTokens = TokenFile.Open(Path.Combine(dir, "val.bin"));
     var train = new TokenWindows(trainTokens, config.Context);
     var heldOut = new TokenWindows(valTokens, config.Context, stride: config.Context);
-    var model = NewModel(config, tokenizer);
-    var trainer = model.CreateTrainer(new TrainOptions
+    var options = new TrainOptions
     {
         Steps = config.Steps, BatchSize = config.Batch, LearningRate = config.LearningRate, MinLearningRate = config.LearningRate / 10,
         WarmupSteps = Math.Clamp(config.Steps / 5, 1, 200), Beta2 = 0.95f, WeightDecay = 0.1f,
-        EvalEvery = config.Every, EvalBatches = 20, CheckpointEvery = config.Every, CheckpointPath = checkpoint,
-        MetricsLog = Path.Combine(dir, "metrics.jsonl"), Device = config.Device, Precision = Enum.Parse<PrecisionMode>(config.Precision, true),
-        Communicator = comm,
-    });
+        EvalEvery = config.Every, EvalBatches = 20, CheckpointEvery = tensor > 1 ? 0 : config.Every, CheckpointPath = checkpoint,
+        MetricsLog = Path.Combine(dir, "metrics.jsonl"), Device = tensor > 1 ? "cpu" : config.Device, Precision = Enum.Parse<PrecisionMode>(config.Precision, true),
+        Communicator = mesh?.Data,
+    };
+    // A tensor rank starts as its piece of the whole model's initialisation (the same weights at every degree).
+    ModelProgram? whole = null;
+    Trainer trainer;
+    if (tensor > 1)
+    {
+        whole = NewModel(config, tokenizer).CreateProgram();
+        var program = NewModel(config, tokenizer, tensor).CreateProgram();
+        TensorParallel.Initialize(program, whole, options.Seed, mesh!.Tensor.Rank, tensor);
+        mesh.Attach(program);
+        trainer = new Trainer(program, options, initializeParameters: false);
+    }
+    else trainer = NewModel(config, tokenizer).CreateTrainer(options);
     if (resume)
     {
         trainer.LoadCheckpoint(checkpoint);
@@ -143,18 +160,28 @@ int Train(RunConfig config, DataSizes sizes, TextTokenizer tokenizer, bool resum
     }
     if (lead)
         Console.WriteLine($"GPT: {config.Layers} layers, dim {config.Dim}, {config.Heads} heads, context {config.Context}, vocabulary {tokenizer.VocabularySize:N0} ({tokenizer.Name}); " +
-                          $"{trainer.Program.Params.Length:N0} parameters on {trainer.Program.Device} ({trainer.Program.Precision})" +
-                          (comm is null ? "" : $"; {comm.Size} data-parallel ranks ({comm.Engine}), {config.Batch / comm.Size} sequences each per step"));
+                          $"{trainer.Program.Params.Length:N0} parameters{(tensor > 1 ? " per tensor rank" : "")} on {trainer.Program.Device} ({trainer.Program.Precision})" +
+                          (mesh is null ? "" : $"; {mesh.Data.Size} data-parallel ranks ({mesh.World.Engine}), {config.Batch / mesh.Data.Size} sequences each per step") +
+                          (tensor > 1 ? $", each {tensor} tensor-parallel ranks" : ""));
     var result = trainer.Fit(train, heldOut);
+    double loss = trainer.Evaluate(heldOut); // every rank: tensor ranks evaluate together
+    var final = trainer.Program;
+    if (whole is not null)
+    {
+        // The whole model from the tensor ranks' pieces (every rank takes part), saved for sampling.
+        TensorParallel.Gather(final, final.Params, mesh!.Tensor, whole.Parameters, whole.Params);
+        whole.ParametersChanged();
+        final = whole;
+        if (lead) whole.SaveParameters(checkpoint, new Dictionary<string, string> { ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture) });
+    }
     if (!lead) return 0;
-    double loss = trainer.Evaluate(heldOut);
     double bitsPerByte = loss / Math.Log(2) * sizes.Tokens / sizes.Characters;
     Console.WriteLine($"{result.StepsRun} steps ({trainer.Step} in all), {result.TokensPerSecond ?? 0:N0} tokens/s; held-out loss {loss:F3} nats/token ≈ {bitsPerByte:F3} bits/character");
     string plot = PlotLoss(Path.Combine(dir, "metrics.jsonl"), Path.Combine(dir, "loss.png"));
-    Console.WriteLine($"checkpoint: {checkpoint}; loss curve: {plot}");
+    Console.WriteLine($"checkpoint: {checkpoint}{(whole is not null ? " (the whole model's parameters: for sample, not resume)" : "")}; loss curve: {plot}");
     var prompt = new int[Math.Min(8, (int)valTokens.Length)];
     valTokens.CopyTo(0, prompt);
-    Sample(trainer.Program, tokenizer, config.Context, tokenizer.Decode(prompt), 120, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f });
+    Sample(final, tokenizer, config.Context, tokenizer.Decode(prompt), 120, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f });
     return 0;
 }
 
@@ -169,7 +196,7 @@ void Sample(ModelProgram program, TextTokenizer tokenizer, int context, string p
     Console.WriteLine(tokenizer.Decode(promptTokens.Concat(generated).ToArray()));
 }
 
-Gpt NewModel(RunConfig c, TextTokenizer tokenizer) => new(vocab: tokenizer.VocabularySize, context: c.Context, dim: c.Dim, heads: c.Heads, layers: c.Layers);
+Gpt NewModel(RunConfig c, TextTokenizer tokenizer, int tensor = 1) => new(vocab: tokenizer.VocabularySize, context: c.Context, dim: c.Dim, heads: c.Heads, layers: c.Layers, tensor: tensor);
 
 SavedRun Load()
 {

@@ -76,14 +76,20 @@ public sealed class TextGptExampleTests : IDisposable
     }
 
     [Fact]
-    public void Training_on_two_simulated_ranks_follows_the_one_rank_run()
+    public void Training_on_two_simulated_ranks_and_on_two_by_two_data_and_tensor_ranks_follows_the_one_rank_run()
     {
-        // Generated text (no file), bytes, 12 steps: the held-out loss after training on 2 data-parallel ranks is the one-rank run's.
+        // Generated text (no file), bytes, 12 steps: the held-out loss after training on 2 data-parallel ranks, or on 2 data ×
+        // 2 tensor ranks, is the one-rank run's (to the 3 printed decimals).
         string Train(string name, params string[] extra) => Run(new[] { "train", "--out", Path.Combine(_dir, name), "--layers", "1", "--dim", "32", "--heads", "2",
             "--context", "16", "--batch", "8", "--every", "6", "--steps", "12", "--device", "cpu" }.Concat(extra).ToArray());
         static string HeldOut(string output) => output[output.IndexOf("held-out loss", StringComparison.Ordinal)..].Split(' ')[2];
         string one = Train("one"), two = Train("two", "--ranks", "2");
         Assert.Contains("2 data-parallel ranks (in-process), 4 sequences each per step", two);
         Assert.Equal(HeldOut(one), HeldOut(two));
+        // 2 data × 2 tensor ranks: the same held-out loss; the saved whole model samples like any run's.
+        string four = Train("four", "--ranks", "4", "--tensor", "2");
+        Assert.Contains("2 data-parallel ranks (in-process), 4 sequences each per step, each 2 tensor-parallel ranks", four);
+        Assert.Equal(HeldOut(one), HeldOut(four));
+        Assert.Contains("ROMEO:", Run("sample", "--out", Path.Combine(_dir, "four"), "--prompt", "ROMEO:", "--tokens", "8"));
     }
 }
