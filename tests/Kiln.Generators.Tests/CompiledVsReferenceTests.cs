@@ -274,6 +274,7 @@ internal static class HandWritten
     {
         "C.Mlp", "C.ResNet", "C.TinyAttention", "C.Masked", "C.Regression", "C.SeqPool", "C.Mixer", "C.TokenTagger",
         "C.TiedEmbedding", "C.Broadcasts", "C.Wide", "C.Positions", "C.VectorNoForward", "C.Twins", "C.LoopedBlocks", "C.TwoCarried",
+        "C.Staged",
     };
 
     /// <summary>Hyperparameters other than the defaults the programs were generated with (sizes are symbols in the program).</summary>
@@ -288,6 +289,7 @@ internal static class HandWritten
         ["C.ResNet"] = new() { ["features"] = 2, ["dim"] = 9, ["hidden"] = 4, ["classes"] = 6, ["depth"] = 5 },
         ["C.LoopedBlocks"] = new() { ["vocab"] = 5, ["dim"] = 8, ["hidden"] = 6, ["layers"] = 1 },
         ["C.TwoCarried"] = new() { ["din"] = 2, ["dim"] = 4, ["steps"] = 6 },
+        ["C.Staged"] = new() { ["din"] = 2, ["dim"] = 4, ["layers"] = 3 },
     };
 
     /// <summary>C.Wide runs on tensors of ≥ 2^15 elements so the kernels take their multi-threaded paths.</summary>
@@ -609,6 +611,32 @@ internal static class HandWritten
                 return u - v;
             }
             [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dim")] Tensor t) => Ops.MseLoss(Forward(x), t);
+        }
+
+        // A pipeline stage program with tensor-parallel blocks, run on one rank: the stage boundaries and the collectives
+        // are identities (a view, an in-place reduce, copies), and every backend must agree on that.
+        [Module]
+        public partial class SplitBlock(int dim, int tensor)
+        {
+            LayerNorm norm = new(dim);
+            [ColumnParallel] Linear up = new(dim, 2 * dim / tensor);
+            [RowParallel] Linear down = new(2 * dim / tensor, dim);
+            public Tensor Forward(Tensor x) =>
+                x + Ops.TensorReduce(Ops.MatMul(Ops.Gelu(up.Forward(Ops.TensorReplicate(norm.Forward(x)))), down.Weight.T)) + down.Bias;
+        }
+
+        [Model, Parallel(Pipeline = 2, MicroBatches = 2)]
+        public partial class Staged(int din = 3, int dim = 6, int dout = 2, int layers = 2, int tensor = 1)
+        {
+            Linear inp = new(din, dim), head = new(dim, dout);
+            SplitBlock[] blocks = Module.Repeat(layers, _ => new SplitBlock(dim, tensor));
+            public Tensor Forward([Shape("B", "din")] Tensor x)
+            {
+                var h = inp.Forward(x);
+                foreach (var block in blocks) h = block.Forward(h);
+                return head.Forward(h);
+            }
+            [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
         }
         """;
 }
