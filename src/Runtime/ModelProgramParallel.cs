@@ -29,11 +29,8 @@ public abstract partial class ModelProgram
     /// Ops.TensorReduce: <paramref name="count"/> values of <paramref name="source"/> summed over the tensor group into
     /// <paramref name="target"/> (in place when the memory plan gave both the same buffer, as it does where it can).
     /// </summary>
-    protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
-    {
-        try { TensorReduceInto(source, sourceOffset, target, targetOffset, count); }
-        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s tensor-parallel all-reduce at {site}"); }
-    }
+    protected void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site) =>
+        Named("tensor-parallel all-reduce", site, () => TensorReduceInto(source, sourceOffset, target, targetOffset, count));
 
     private void TensorReduceInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
@@ -76,17 +73,21 @@ public abstract partial class ModelProgram
     private bool FirstStage => _pipelineGroup is not { Size: > 1 } g || g.Rank == 0;
     private bool LastStage => _pipelineGroup is not { Size: > 1 } g || g.Rank == g.Size - 1;
 
+    /// <summary>Runs a collective of the step; a timeout says which one it was and where the model has it (its IR node and C# line).</summary>
+    private void Named(string what, string site, Action run)
+    {
+        try { run(); }
+        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s {what} at {site}"); }
+    }
+
     private static void Copy(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
         if (!ReferenceEquals(source, target) || sourceOffset != targetOffset) Array.Copy(source, sourceOffset, target, targetOffset, count);
     }
 
     /// <summary>The repeated blocks' input: stages after the first receive it from the previous stage.</summary>
-    protected void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
-    {
-        try { StageInputInto(source, sourceOffset, target, targetOffset, count); }
-        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s receive of the blocks' input from the previous stage at {site}"); }
-    }
+    protected void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site) =>
+        Named("receive of the blocks' input from the previous stage", site, () => StageInputInto(source, sourceOffset, target, targetOffset, count));
 
     private void StageInputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
@@ -95,11 +96,8 @@ public abstract partial class ModelProgram
     }
 
     /// <summary>The gradient of the blocks' input: stages after the first send it back to the previous stage and pass zeros on.</summary>
-    protected void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
-    {
-        try { StageInputGradInto(source, sourceOffset, target, targetOffset, count); }
-        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s send of the blocks' input gradient to the previous stage at {site}"); }
-    }
+    protected void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site) =>
+        Named("send of the blocks' input gradient to the previous stage", site, () => StageInputGradInto(source, sourceOffset, target, targetOffset, count));
 
     private void StageInputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
@@ -109,11 +107,8 @@ public abstract partial class ModelProgram
     }
 
     /// <summary>The repeated blocks' output: stages before the last send it to the next stage (and compute on with it; their loss does not count).</summary>
-    protected void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
-    {
-        try { StageOutputInto(source, sourceOffset, target, targetOffset, count); }
-        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s send of the blocks' output to the next stage at {site}"); }
-    }
+    protected void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site) =>
+        Named("send of the blocks' output to the next stage", site, () => StageOutputInto(source, sourceOffset, target, targetOffset, count));
 
     private void StageOutputInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {
@@ -122,11 +117,8 @@ public abstract partial class ModelProgram
     }
 
     /// <summary>The gradient of the blocks' output: stages before the last receive it from the next stage.</summary>
-    protected void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site)
-    {
-        try { StageOutputGradInto(source, sourceOffset, target, targetOffset, count); }
-        catch (Collectives.CollectiveTimeoutException e) { throw e.For($"{ModelName}'s receive of the blocks' output gradient from the next stage at {site}"); }
-    }
+    protected void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count, string site) =>
+        Named("receive of the blocks' output gradient from the next stage", site, () => StageOutputGradInto(source, sourceOffset, target, targetOffset, count));
 
     private void StageOutputGradInto(float[] source, long sourceOffset, float[] target, long targetOffset, long count)
     {

@@ -23,29 +23,8 @@ public sealed class ParallelPlanTests
     public ParallelPlanTests(ITestOutputHelper output) => _out = output;
 
     /// <summary>A GPT from the module library with a [Parallel] declaration and hyperparameter defaults given as text.</summary>
-    private static string Gpt(string name, string parallel, int vocab = 128, int heads = 2, int layers = 2, int dim = 16, int context = 8, bool tensor = false) => $$"""
-        using Kiln;
-        using Kiln.Nn;
-        namespace Q;
-
-        [Model, Parallel({{parallel}})]
-        public partial class {{name}}(int vocab = {{vocab}}, int context = {{context}}, int dim = {{dim}}, int heads = {{heads}}, int layers = {{layers}}{{(tensor ? ", int tensor = 1" : "")}})
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads{{(tensor ? ", tensor" : "")}}));
-            LayerNorm final = new(dim);
-
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
-        """;
+    private static string Gpt(string name, string parallel, int vocab = 128, int heads = 2, int layers = 2, int dim = 16, int context = 8, bool tensor = false) =>
+        ParallelTestModels.Gpt("Q", name, parallel, vocab, context, dim, heads, layers, tensor);
 
     private static string Mlp(string name, string parallel) => $$"""
         using Kiln;

@@ -22,7 +22,6 @@ public sealed class PipelineParallelTests
 
     private const string Source = """
         using Kiln;
-        using Kiln.Nn;
         namespace P;
 
         [Module]
@@ -50,27 +49,10 @@ public sealed class PipelineParallelTests
             }
             [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
         }
-
-        [Model, Parallel(Data = 2, Tensor = 2, Pipeline = 2, MicroBatches = 2, Batch = 8, Sequence = 8)]
-        public partial class Gpt(int vocab = 128, int context = 8, int dim = 32, int heads = 4, int layers = 4, int tensor = 1)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads, tensor));
-            LayerNorm final = new(dim);
-
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
         """;
 
-    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source));
+    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source,
+        ParallelTestModels.Gpt("P", "Gpt", "Data = 2, Tensor = 2, Pipeline = 2, MicroBatches = 2, Batch = 8, Sequence = 8", vocab: 128, context: 8, dim: 32, heads: 4, layers: 4, tensor: true)));
 
     /// <summary>The model with <paramref name="layers"/> repeated blocks at tensor degree <paramref name="tensor"/>.</summary>
     private static ModelProgram New(string model, int layers, int tensor = 1) => model == "P.Deep"
@@ -91,19 +73,6 @@ public sealed class PipelineParallelTests
         var tok = Enumerable.Range(0, Global * 8).Select(_ => rng.Next(128)).ToArray();
         var tgt = tok.Select(t => (t * 5 + 3) % 128).ToArray();
         return new Batch(("idx", TensorData.Int(tok.AsSpan(from * 8, count * 8).ToArray(), count, 8)), ("targets", TensorData.Int(tgt.AsSpan(from * 8, count * 8).ToArray(), count, 8)));
-    }
-
-    private static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double rtol, IReadOnlyList<Kiln.Runtime.ParameterInfo> names)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = 1e-3;
-        foreach (var v in expected) scale = Math.Max(scale, Math.Abs(v));
-        for (int i = 0; i < expected.Length; i++)
-        {
-            if (Math.Abs(actual[i] - expected[i]) <= rtol * scale) continue;
-            var p = names.FirstOrDefault(x => x.Offset <= i && i < x.Offset + x.Length);
-            Assert.Fail($"{what}[{i}]{(p is null ? "" : $" ({p.Name} element {i - p.Offset})")}: {actual[i]:R} vs one device {expected[i]:R} (tolerance {rtol * scale:G3})");
-        }
     }
 
     [Theory]
@@ -141,7 +110,7 @@ public sealed class PipelineParallelTests
             foreach (var p in programs[s].Parameters.Where(p => !p.Staged))
                 for (long i = p.Offset; i < p.Offset + p.Length; i++)
                     got[i] = programs.Sum(x => x.Grads[i]);
-            AssertClose($"{model} PP={stages} stage {s} gradients", got, want, 1e-5, programs[s].Parameters);
+            ParallelTestModels.AssertClose($"{model} PP={stages} stage {s} gradients", got, want, 1e-5, programs[s].Parameters);
         }
     }
 
@@ -212,7 +181,7 @@ public sealed class PipelineParallelTests
             }).ToList();
             var parameters = new float[p1.Length];
             PipelineParallel.Gather(programs[W(d, 0, 0)], stageValues, whole.Parameters, parameters, tp);
-            AssertClose($"{model} DP={dp}×TP={tp}×PP={pp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole.Parameters);
+            ParallelTestModels.AssertClose($"{model} DP={dp}×TP={tp}×PP={pp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole.Parameters);
         }
         _out.WriteLine($"{model} DP={dp}×TP={tp}×PP={pp}×{micro} {zero}: losses {string.Join(", ", l1.Select(v => v.ToString("F5")))}; norms {string.Join(", ", n1.Select(v => v.ToString("F4")))}");
     }

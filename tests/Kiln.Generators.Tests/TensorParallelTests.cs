@@ -23,7 +23,6 @@ public sealed class TensorParallelTests
 
     private const string Source = """
         using Kiln;
-        using Kiln.Nn;
         namespace T;
 
         [Model]
@@ -37,27 +36,12 @@ public sealed class TensorParallelTests
                 head.Forward(Ops.Tanh(Ops.TensorReduce(Ops.MatMul(Ops.Gelu(up.Forward(Ops.TensorReplicate(x))), down.Weight.T)) + down.Bias));
             [Loss] public Tensor Loss([Shape("B", "din")] Tensor x, [Shape("B", "dout")] Tensor y) => Ops.MseLoss(Forward(x), y);
         }
-
-        [Model]
-        public partial class Gpt(int vocab = 16, int context = 8, int dim = 32, int heads = 4, int layers = 2, int tensor = 1)
-        {
-            TiedEmbedding tokens = new(vocab, dim);
-            LearnedPositions positions = new(context, dim);
-            GptBlock[] blocks = Module.Repeat(layers, _ => new GptBlock(dim, heads, tensor));
-            LayerNorm final = new(dim);
-
-            public Tensor Forward([Shape("B", "T")] Tensor<int> idx)
-            {
-                var x = tokens.Forward(idx) + positions.Forward(idx.Dim(1));
-                foreach (var block in blocks) x = block.Forward(x);
-                return tokens.Logits(final.Forward(x));
-            }
-
-            [Loss] public Tensor Loss([Shape("B", "T")] Tensor<int> idx, [Shape("B", "T")] Tensor<int> targets) => Ops.CrossEntropy(Forward(idx), targets);
-        }
         """;
 
-    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Source));
+    /// <summary>The MLP above and the library GPT (T.Gpt) with a tensor hyperparameter.</summary>
+    private static readonly string[] Sources = { Source, ParallelTestModels.Gpt("T", "Gpt", null, vocab: 16, context: 8, dim: 32, heads: 4, layers: 2, tensor: true) };
+
+    private static readonly Lazy<Assembly> Models = new(() => GeneratorHarness.Build(Sources));
 
     /// <summary>The model at tensor degree <paramref name="tensor"/> (every other hyperparameter at its default).</summary>
     private static ModelProgram New(string model, int tensor) =>
@@ -77,19 +61,6 @@ public sealed class TensorParallelTests
         var tok = Enumerable.Range(0, Global * 8).Select(_ => rng.Next(16)).ToArray();
         var tgt = tok.Select(t => (t * 5 + 3) % 16).ToArray();
         return new Batch(("idx", TensorData.Int(tok.AsSpan(from * 8, count * 8).ToArray(), count, 8)), ("targets", TensorData.Int(tgt.AsSpan(from * 8, count * 8).ToArray(), count, 8)));
-    }
-
-    private static void AssertClose(string what, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double rtol, ModelProgram? names = null)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = 1e-3;
-        foreach (var v in expected) scale = Math.Max(scale, Math.Abs(v));
-        for (int i = 0; i < expected.Length; i++)
-        {
-            if (Math.Abs(actual[i] - expected[i]) <= rtol * scale) continue;
-            var p = names?.Parameters.FirstOrDefault(x => x.Offset <= i && i < x.Offset + x.Length);
-            Assert.Fail($"{what}[{i}]{(p is null ? "" : $" ({p.Name} element {i - p.Offset})")}: {actual[i]:R} vs one device {expected[i]:R} (tolerance {rtol * scale:G3})");
-        }
     }
 
     [Theory]
@@ -121,7 +92,7 @@ public sealed class TensorParallelTests
             Assert.True(Math.Abs(l - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"{model} TP={tp}: loss {l:R}, one device {expected:R}");
         var grads = new float[whole.Grads.Length];
         TensorParallel.Gather(ranks[0], ranks.Select(r => r.Grads).ToList(), whole, grads);
-        AssertClose($"{model} TP={tp} gradients", grads, whole.Grads, 1e-5);
+        ParallelTestModels.AssertClose($"{model} TP={tp} gradients", grads, whole.Grads, 1e-5);
         // And the parameters went there and back unchanged.
         var parameters = new float[whole.Params.Length];
         TensorParallel.Gather(ranks[0], ranks.Select(r => r.Params).ToList(), whole, parameters);
@@ -195,7 +166,7 @@ public sealed class TensorParallelTests
         {
             var parameters = new float[p1.Length];
             TensorParallel.Gather(programs[d * tp], Enumerable.Range(0, tp).Select(t => programs[d * tp + t].Params).ToList(), whole, parameters);
-            AssertClose($"{model} DP={dp}×TP={tp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole);
+            ParallelTestModels.AssertClose($"{model} DP={dp}×TP={tp} data rank {d}: parameters after {Steps} steps", parameters, p1, 2e-5, whole.Parameters);
         }
         _out.WriteLine($"{model} DP={dp}×TP={tp}×{micro} {zero}: losses {string.Join(", ", l1.Select(v => v.ToString("F5")))}; norms {string.Join(", ", n1.Select(v => v.ToString("F4")))}");
     }
@@ -284,7 +255,7 @@ public sealed class TensorParallelTests
             for (int e = 0; e < r1.EvalHistory.Count; e++)
                 Assert.True(Math.Abs(results[r].EvalHistory[e].Loss - r1.EvalHistory[e].Loss) <= 1e-5 * (1 + r1.EvalHistory[e].Loss), $"rank {r}: eval {e} {results[r].EvalHistory[e].Loss:R} vs {r1.EvalHistory[e].Loss:R}");
         }
-        AssertClose("T.Gpt trainer DP=2×TP=2: parameters", parameters, single.Params, 2e-5, whole);
+        ParallelTestModels.AssertClose("T.Gpt trainer DP=2×TP=2: parameters", parameters, single.Params, 2e-5, whole.Parameters);
         // A tensor rank cannot write the trainer's single-file checkpoints.
         var rank = New("T.Gpt", 2);
         rank.TensorGroup = InProcessGroup.Create(2, "tensor")[0];
@@ -341,7 +312,7 @@ public sealed class TensorParallelTests
     {
         // The library GPT has the collectives but no copies for them: each TensorReduce's result is planned at its
         // input's offset (the matmul's output), and TensorReplicate has no kernel.
-        var (output, _, _) = GeneratorHarness.Run(Source);
+        var (output, _, _) = GeneratorHarness.Run(Sources);
         var generated = string.Join("\n", output.SyntaxTrees.Select(t => t.ToString()).Where(t => t.Contains("class Gpt", StringComparison.Ordinal) && t.Contains("TensorReduceInto(", StringComparison.Ordinal)));
         var offsets = System.Text.RegularExpressions.Regex.Matches(generated, @"long (?<name>\w+) = (?<value>[^;]+);")
             .GroupBy(m => m.Groups["name"].Value).ToDictionary(x => x.Key, x => x.Select(m => m.Groups["value"].Value).Distinct().ToList());

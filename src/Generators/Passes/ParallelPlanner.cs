@@ -134,25 +134,8 @@ internal sealed class PlanReport
         ? (v >= 1_000_000_000_000 ? (v / 1e12).ToString("0.00", CultureInfo.InvariantCulture) + " TFLOP" : v >= 1_000_000_000 ? (v / 1e9).ToString("0.00", CultureInfo.InvariantCulture) + " GFLOP" : (v / 1e6).ToString("0.000", CultureInfo.InvariantCulture) + " MFLOP")
         : "`" + f.Formula + "`";
 
-    private static string Str(string s)
-    {
-        var sb = new StringBuilder("\"");
-        foreach (var c in s)
-        {
-            switch (c)
-            {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case '\n': sb.Append("\\n"); break;
-                case '\r': sb.Append("\\r"); break;
-                case '\t': sb.Append("\\t"); break;
-                default:
-                    if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture)); else sb.Append(c);
-                    break;
-            }
-        }
-        return sb.Append('"').ToString();
-    }
+    /// <summary>A JSON string: the escapes of a C# literal (quote, backslash, \n, \r, \t, \uXXXX below space) are JSON's too.</summary>
+    private static string Str(string s) => Emit.SymbolNames.Str(s);
 }
 
 /// <summary>
@@ -233,7 +216,7 @@ internal static class ParallelPlanner
                 var heads = Eval(g[att.Inputs[0]].Shape[1]);
                 if (heads.Value is { } h && h % p.Tensor != 0)
                     diags.Add(DiagnosticInfo.Create("KILN4001", p.Loc, spec.Name, h.ToString(CultureInfo.InvariantCulture), Where(att.Src), p.Tensor.ToString(CultureInfo.InvariantCulture),
-                        Divisors(h, p.Tensor)));
+                        Divisors(h, p.Tensor, "Tensor")));
                 else if (heads.Value is not null) report.Checks.Add($"heads {heads} divide by tensor degree {p.Tensor}{Where(att.Src)}");
             }
             var vocab = nodes.Where(x => x.Node.Op == Op.PickLast).Select(x => (x.Node, C: Eval(x.Graph[x.Node.Inputs[0]].Shape[x.Graph[x.Node.Inputs[0]].Shape.Length - 1]))).FirstOrDefault();
@@ -257,7 +240,7 @@ internal static class ParallelPlanner
                 var layers = Eval(loop.A<LoopAttr>().Count);
                 if (layers.Value is { } l && l % p.Pipeline != 0)
                     diags.Add(DiagnosticInfo.Create("KILN4002", p.Loc, spec.Name, $"repeats {l} blocks{Where(loop.Src)}", p.Pipeline.ToString(CultureInfo.InvariantCulture),
-                        $"use {Divisors(l, p.Pipeline).Replace("Tensor", "Pipeline")}, or a layer count that is a multiple of {p.Pipeline} ({(l / p.Pipeline + 1) * p.Pipeline})"));
+                        $"use {Divisors(l, p.Pipeline, "Pipeline")}, or a layer count that is a multiple of {p.Pipeline} ({(l / p.Pipeline + 1) * p.Pipeline})"));
                 else if (layers.Value is not null) report.Checks.Add($"{layers} layers divide into {p.Pipeline} pipeline stages{Where(loop.Src)}");
             }
             if (p.MicroBatches < p.Pipeline)
@@ -445,10 +428,11 @@ internal static class ParallelPlanner
     /// <summary>GPipe/1F1B's idle fraction: (p − 1) / (m + p − 1).</summary>
     public static double Bubble(int stages, int microBatches) => stages <= 1 ? 0 : (stages - 1) / (double)(microBatches + stages - 1);
 
-    private static string Divisors(long value, int degree)
+    /// <summary>Up to four degrees above 1 (up to twice <paramref name="degree"/>) that divide <paramref name="value"/>, as "Axis = a or b".</summary>
+    private static string Divisors(long value, int degree, string axis)
     {
         var fits = Enumerable.Range(1, Math.Max(1, degree * 2)).Where(t => t > 1 && value % t == 0).Take(4).ToList();
-        return fits.Count > 0 ? "Tensor = " + string.Join(" or ", fits) : "Tensor = 1";
+        return fits.Count > 0 ? axis + " = " + string.Join(" or ", fits) : axis + " = 1";
     }
 
     /// <summary>Every node with its graph and how many times it runs per step (loop bodies by their trip count).</summary>

@@ -75,6 +75,9 @@ public sealed partial class DataParallel
         catch (CollectiveTimeoutException e) { throw e.For($"DataParallel's {_doing} (data rank {Communicator.Rank} of {Communicator.Size})"); }
     }
 
+    /// <summary>Whether the program's parameters are split over tensor ranks or pipeline stages (the norm then sums over those groups).</summary>
+    private bool SplitOverRanks => _program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 };
+
     /// <summary>What the driver is reducing, for a timeout's message.</summary>
     private string _doing = "";
 
@@ -115,7 +118,7 @@ public sealed partial class DataParallel
             Array.Copy(_shardGrads, 0, grads, _start, _length);
             // Under tensor parallelism split parameters' squares are summed over the tensor ranks, replicated ones counted once.
             _doing = "global gradient norm";
-            if (_program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
+            if (SplitOverRanks) sq = TensorParallel.SquaredNorm(_program, grads, _start, _length);
             norm = Math.Sqrt(Communicator.AllReduceSum(sq));
         }
         else
@@ -128,7 +131,7 @@ public sealed partial class DataParallel
             }
             _doing = "global gradient norm";
             GradientClipping.Scale(grads, scale);
-            norm = _program.TensorGroup is { Size: > 1 } || _program.PipelineGroup is { Size: > 1 }
+            norm = SplitOverRanks
                 ? Math.Sqrt(TensorParallel.SquaredNorm(_program, grads, 0, grads.Length)) : GradientClipping.GlobalNorm(grads);
         }
         return (loss, norm);

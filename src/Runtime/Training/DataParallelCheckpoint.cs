@@ -92,14 +92,20 @@ public sealed partial class DataParallel
             using var file = SafeTensorsFile.Open(Path.Combine(dir, shard.File));
             foreach (var name in _optimizer.StateNames)
             {
-                var values = file.ReadFloats("optimizer." + name);
-                if (values.Length != shard.Length) throw new InvalidDataException($"{shard.File}: optimizer.{name} holds {values.Length} values, the index says {shard.Length}.");
-                Array.Copy(values, lo - shard.Start, state[name], lo - start, hi - lo);
+                Array.Copy(ReadShard(file, shard, name), lo - shard.Start, state[name], lo - start, hi - lo);
             }
         }
         if (Zero == ZeroStage.None) _optimizer.LoadState(index.OptimizerSteps, state);
         else _optimizer.LoadShardState(index.OptimizerSteps, state, start);
         return index.Step;
+    }
+
+    /// <summary>Optimizer state <paramref name="name"/> of a shard file, checked against the length the index gives it.</summary>
+    private static float[] ReadShard(SafeTensorsFile file, ShardEntry shard, string name)
+    {
+        var values = file.ReadFloats("optimizer." + name);
+        if (values.Length != shard.Length) throw new InvalidDataException($"{shard.File}: optimizer.{name} holds {values.Length} values, the index says {shard.Length}.");
+        return values;
     }
 
     /// <summary>The whole model's parameter table as this rank's program implies it (its tensor and pipeline groups undone).</summary>
@@ -212,19 +218,18 @@ public sealed partial class DataParallel
         _program.ParametersChanged();
 
         var (start, length) = Zero == ZeroStage.None ? (0, _program.Params.Length) : (_start, _length);
+        var wholeStates = _optimizer.StateNames.ToDictionary(name => name, _ => new float[wholeCount]);
+        foreach (var shard in index.Shards)
+        {
+            using var file = SafeTensorsFile.Open(Path.Combine(dir, shard.File));
+            foreach (var name in _optimizer.StateNames)
+                Array.Copy(ReadShard(file, shard, name), 0, wholeStates[name], shard.Start, shard.Length);
+        }
         var state = new Dictionary<string, float[]>();
         foreach (var name in _optimizer.StateNames)
         {
-            var wholeState = new float[wholeCount];
-            foreach (var shard in index.Shards)
-            {
-                using var file = SafeTensorsFile.Open(Path.Combine(dir, shard.File));
-                var values = file.ReadFloats("optimizer." + name);
-                if (values.Length != shard.Length) throw new InvalidDataException($"{shard.File}: optimizer.{name} holds {values.Length} values, the index says {shard.Length}.");
-                Array.Copy(values, 0, wholeState, shard.Start, shard.Length);
-            }
             var slab = new float[_program.Params.Length];
-            PipelineParallel.Scatter(whole, wholeState, _program, slab, stage, Stages, tensorRank, TensorSize);
+            PipelineParallel.Scatter(whole, wholeStates[name], _program, slab, stage, Stages, tensorRank, TensorSize);
             state[name] = slab.AsSpan(start, length).ToArray();
         }
         if (Zero == ZeroStage.None) _optimizer.LoadState(index.OptimizerSteps, state);

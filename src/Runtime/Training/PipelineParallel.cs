@@ -22,17 +22,8 @@ public static class PipelineParallel
     public static IReadOnlyList<ParameterInfo> WholeParameters(ModelProgram stage, int stages)
     {
         ArgumentNullException.ThrowIfNull(stage);
-        var table = new List<ParameterInfo>();
-        long offset = 0;
-        foreach (var p in TensorParallel.WholeParameters(stage, stage.TensorGroup?.Size ?? 1))
-        {
-            var shape = (int[])p.Shape.Clone();
-            if (p.Staged) shape[0] *= stages;
-            long length = shape.Aggregate(1L, (a, d) => a * d);
-            table.Add(p with { Shape = shape, Offset = offset, Length = length, Split = null });
-            offset += length;
-        }
-        return table;
+        return TensorParallel.Packed(TensorParallel.WholeParameters(stage, stage.TensorGroup?.Size ?? 1).Select(p => p with { Split = null }),
+            (p, shape) => { if (p.Staged) shape[0] *= stages; });
     }
 
     /// <summary>

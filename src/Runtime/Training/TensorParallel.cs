@@ -81,12 +81,21 @@ public static class TensorParallel
     public static IReadOnlyList<ParameterInfo> WholeParameters(ModelProgram mine, int size)
     {
         ArgumentNullException.ThrowIfNull(mine);
-        var table = new List<ParameterInfo>(mine.Parameters.Count);
+        return Packed(mine.Parameters, (p, shape) => { if (p.Split is { } split) shape[shape.Length + split.Axis] *= size; });
+    }
+
+    /// <summary>
+    /// A parameter table of the same parameters with shapes changed by <paramref name="resize"/> (given a copy of each
+    /// shape to change in place), offsets packed in the same order.
+    /// </summary>
+    internal static List<ParameterInfo> Packed(IEnumerable<ParameterInfo> parameters, Action<ParameterInfo, int[]> resize)
+    {
+        var table = new List<ParameterInfo>();
         long offset = 0;
-        foreach (var p in mine.Parameters)
+        foreach (var p in parameters)
         {
             var shape = (int[])p.Shape.Clone();
-            if (p.Split is { } split) shape[shape.Length + split.Axis] *= size;
+            resize(p, shape);
             long length = shape.Aggregate(1L, (a, d) => a * d);
             table.Add(p with { Shape = shape, Offset = offset, Length = length });
             offset += length;
@@ -134,10 +143,7 @@ public static class TensorParallel
     {
         ArgumentNullException.ThrowIfNull(mine);
         ArgumentNullException.ThrowIfNull(ranks);
-        foreach (var (w, m) in Pairs(whole, mine.Parameters, mine.ModelName))
-            for (int r = m.Split is null ? 0 : ranks.Count - 1; r >= 0; r--)
-                foreach (var b in Blocks(w, m, r, ranks.Count))
-                    ranks[r].AsSpan((int)b.Rank, (int)b.Count).CopyTo(wholeValues.Slice((int)b.Whole, (int)b.Count));
+        Gather(mine.Parameters, ranks, whole, wholeValues, mine.ModelName);
     }
 
     /// <summary>
